@@ -1,0 +1,102 @@
+import type { ZodType } from 'zod'
+import type { Logger } from 'pino'
+
+/** Where an actor lives: a peer (its PeerId as a string) and a name unique on that peer. */
+export interface ActorAddress {
+  peer: string
+  name: string
+}
+
+/**
+ * Who may send to an actor from another peer:
+ * - `local`: nobody; the actor is reachable from its own node only.
+ * - `public`: any peer of the mesh (the transport has authenticated it).
+ * - `trusted`: the node itself and the peers its trust policy admits.
+ */
+export type Access = 'local' | 'public' | 'trusted'
+
+export interface MessageMeta {
+  /** the sending peer, authenticated by the transport (the local peer for local sends) */
+  from: string
+  kind: 'tell' | 'ask'
+  self: ActorAddress
+}
+
+/** What an actor does with a message; the return value is the reply to an `ask`. */
+export interface Behavior<M = unknown> {
+  receive: (msg: M, meta: MessageMeta) => unknown
+  /** called once when the behaviour is replaced (restart) or the actor stops */
+  stopped?: () => void | Promise<void>
+  /**
+   * A child gave up after too many crashes. Return normally to accept it;
+   * throw (the default when this is absent) to escalate to this actor's parent.
+   */
+  childFailed?: (child: string, error: Error) => void
+}
+
+export interface BackoffPolicy {
+  initialMs: number
+  factor: number
+  maxMs: number
+}
+
+export interface SupervisionPolicy {
+  /** restarts allowed within `withinMs` before the actor is stopped and its parent told */
+  maxRestarts: number
+  withinMs: number
+  backoff: BackoffPolicy
+}
+
+export interface ActorDefinition<M = unknown> {
+  access?: Access
+  /** every message from another peer is validated against this before the actor sees it */
+  schema?: ZodType<M>
+  mailboxSize?: number
+  supervision?: Partial<SupervisionPolicy>
+  /** builds a fresh behaviour: on spawn and again on every restart */
+  create: (ctx: ActorContext) => Behavior<M>
+}
+
+export interface SendOptions {
+  signal?: AbortSignal
+  /** how long to wait (for mailbox room, and for the reply of an ask) */
+  timeoutMs?: number
+}
+
+export interface AskOptions<R = unknown> extends SendOptions {
+  /** validates the reply; without it the reply is returned as received */
+  replySchema?: ZodType<R>
+}
+
+export interface ActorContext {
+  readonly self: ActorAddress
+  readonly log: Logger
+  spawn: <C>(name: string, def: ActorDefinition<C>) => ActorRef<C>
+  tell: (to: ActorAddress, msg: unknown, opts?: SendOptions) => Promise<void>
+  ask: <R = unknown>(to: ActorAddress, msg: unknown, opts?: AskOptions<R>) => Promise<R>
+}
+
+export interface ActorRef<M = unknown> {
+  readonly address: ActorAddress
+  tell: (msg: M, opts?: SendOptions) => Promise<void>
+  ask: <R = unknown>(msg: M, opts?: AskOptions<R>) => Promise<R>
+}
+
+/** A request as it leaves for another peer. */
+export interface RemoteRequest {
+  kind: 'tell' | 'ask'
+  to: string
+  body: unknown
+  /** how long the asker will still wait; the receiver skips the message once it has passed */
+  ttlMs?: number
+}
+
+/** The narrow interface the host needs from a wire transport (see protocols/actor). */
+export interface RemoteTransport {
+  /** resolves with the reply body of an ask, or undefined for a tell once it is written */
+  request: (peer: string, req: RemoteRequest, opts: { signal: AbortSignal }) => Promise<unknown>
+}
+
+export interface TrustPolicy {
+  isTrusted: (peer: string) => boolean
+}

@@ -1,0 +1,72 @@
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { Hono } from 'hono'
+import { createAdaptorServer } from '@hono/node-server'
+import type { Logger } from 'pino'
+import { tokenMatches } from './token.ts'
+
+export const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost'])
+
+export class ApiAddressError extends Error {
+  override name = 'ApiAddressError'
+}
+
+/** `HOST:PORT` for --api; loopback only (the API is the node's local control plane). */
+export function parseApiAddress (text: string): { host: string, port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text.trim())
+  const port = Number(m?.[3])
+  if (m == null || port > 65535) throw new ApiAddressError(`invalid --api '${text}'; expected HOST:PORT such as 127.0.0.1:7070 (port 0 picks a free one)`)
+  const host = m[1] ?? m[2]!
+  if (!LOOPBACK_HOSTS.has(host)) {
+    throw new ApiAddressError(`--api must listen on loopback (127.0.0.1, ::1 or localhost), not '${host}': the control API is for this machine; reach it from elsewhere through SSH`)
+  }
+  return { host, port }
+}
+
+export interface ApiRoutes {
+  /** mounts routes on the app; every route is behind the token check */
+  (app: Hono): void
+}
+
+export interface ApiServer {
+  url: string
+  close: () => Promise<void>
+}
+
+/**
+ * The control API: JSON over HTTP on loopback, every request checked against
+ * the bearer token in the data dir. Routes are mounted by the caller.
+ */
+export async function startApi (opts: { host: string, port: number, token: string, log: Logger, routes: ApiRoutes[] }): Promise<ApiServer> {
+  const app = new Hono()
+  app.use('*', async (c, next) => {
+    if (!tokenMatches(opts.token, c.req.header('authorization'))) {
+      return c.json({ error: 'unauthorized', message: 'missing or wrong bearer token; send "Authorization: Bearer <token>" with the token from <data-dir>/api-token' }, 401)
+    }
+    await next()
+  })
+  for (const mount of opts.routes) mount(app)
+  app.notFound(c => c.json({ error: 'not_found', message: `no route ${c.req.method} ${c.req.path}` }, 404))
+  app.onError((err, c) => {
+    opts.log.error({ err: err.message, path: c.req.path }, 'control API request failed')
+    return c.json({ error: 'internal', message: err.message }, 500)
+  })
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE'
+        ? new ApiAddressError(`control API port ${opts.host}:${opts.port} is in use; pick another with --api ${opts.host}:PORT (0 picks a free one)`)
+        : err)
+    })
+    server.listen(opts.port, opts.host, () => { resolve() })
+  })
+  const { port } = server.address() as AddressInfo
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+  return {
+    url: `http://${host}:${port}`,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => { resolve() }))
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { preSharedKey } from '@libp2p/pnet'
+import type { PrivateKey } from '@libp2p/interface'
+
+export type MeshLibp2p = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
+
+export interface Libp2pOptions {
+  privateKey: PrivateKey
+  listen: string[]
+  /** addresses to tell peers instead of the listen addresses (NAT, WireGuard overlay) */
+  announce?: string[]
+  /** swarm key bytes: with it, only nodes holding the same key can connect */
+  psk?: Uint8Array
+}
+
+/** Noise always, yamux, identify, ping and gossipsub over TCP; an optional private network. */
+export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p> {
+  return await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen, announce: opts.announce ?? [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(opts.psk != null ? { connectionProtector: preSharedKey({ psk: opts.psk }) } : {}),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        fallbackToFloodsub: false
+      })
+    },
+    start: false
+  })
+}

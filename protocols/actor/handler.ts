@@ -1,0 +1,138 @@
+import type { Logger } from 'pino'
+import type { Stream } from '@libp2p/interface'
+import { describeError, isActorError, type ActorStatus } from '../../actors/runtime/errors.ts'
+import type { RemoteRequest } from '../../actors/runtime/types.ts'
+import { decode, encode } from '../common/codec.ts'
+import { FrameDecoder, FrameTooLargeError, frame } from '../common/framing.ts'
+import { summarizeIssues } from '../common/validate.ts'
+import { ACTOR_WIRE_VERSION, INBOUND_HIGH_WATER, MAX_FRAME_BYTES } from './constants.ts'
+import { RequestSchema, VersionProbeSchema } from './schema.ts'
+
+/** What the handler needs from the actor host. */
+export interface RemoteReceiver {
+  receiveRemote: (from: string, req: RemoteRequest, signal?: AbortSignal) => Promise<{ reply?: Promise<unknown> }>
+}
+
+/**
+ * The inbound half of `/zp/actor/1.0.0` for one stream. Frames are admitted
+ * strictly in order; while a mailbox is full the handler stops reading, the
+ * stream pauses, and the sender's writes stall: backpressure end to end.
+ * Nothing a peer sends can crash the node: bad frames get an error status
+ * (id 0 when the frame could not be read at all), an unreadable length closes
+ * the stream, and the node carries on.
+ */
+export function handleActorStream (stream: Stream, from: string, receiver: RemoteReceiver, log: Logger): void {
+  const decoder = new FrameDecoder(MAX_FRAME_BYTES)
+  const queue: Uint8Array[] = []
+  const closed = new AbortController()
+  let pumping = false
+  let paused = false
+
+  const respond = (id: number, status: ActorStatus, fields: { body?: unknown, message?: string } = {}): void => {
+    if (stream.status !== 'open') return
+    let payload: Uint8Array
+    try {
+      payload = encode({ v: ACTOR_WIRE_VERSION, id, status, ...fields })
+    } catch (err) {
+      payload = encode({ v: ACTOR_WIRE_VERSION, id, status: 'actor_failed', message: `reply could not be encoded: ${describeError(err)}` })
+    }
+    if (payload.byteLength > MAX_FRAME_BYTES) {
+      payload = encode({ v: ACTOR_WIRE_VERSION, id, status: 'frame_too_large', message: `reply of ${payload.byteLength} bytes exceeds the ${MAX_FRAME_BYTES}-byte frame limit` })
+    }
+    try {
+      stream.send(frame(payload))
+    } catch (err) {
+      log.debug({ peer: from, err: describeError(err) }, 'could not send actor reply')
+    }
+  }
+
+  const refuseAndClose = (status: ActorStatus, message: string): void => {
+    log.warn({ peer: from, status, reason: message }, 'closing actor stream after a bad frame')
+    respond(0, status, { message })
+    void stream.close().catch(() => stream.abort(new Error(message)))
+  }
+
+  const admit = async (bytes: Uint8Array): Promise<void> => {
+    let raw: unknown
+    try {
+      raw = decode(bytes)
+    } catch (err) {
+      log.warn({ peer: from, bytes: bytes.byteLength }, 'received a frame that is not msgpack')
+      respond(0, 'invalid_message', { message: describeError(err) })
+      return
+    }
+    const id = idOf(raw)
+    const version = VersionProbeSchema.safeParse(raw)
+    if (!version.success) {
+      respond(id, 'invalid_message', { message: 'envelope has no version field "v"' })
+      return
+    }
+    if (version.data.v !== ACTOR_WIRE_VERSION) {
+      respond(id, 'unsupported_version', { message: `this node speaks actor envelope v${ACTOR_WIRE_VERSION}, got v${version.data.v}; upgrade the older node` })
+      return
+    }
+    const parsed = RequestSchema.safeParse(raw)
+    if (!parsed.success) {
+      log.warn({ peer: from, reason: summarizeIssues(parsed.error) }, 'received an invalid actor envelope')
+      respond(id, 'invalid_message', { message: `invalid envelope: ${summarizeIssues(parsed.error)}` })
+      return
+    }
+    const req = parsed.data
+    let admitted: { reply?: Promise<unknown> }
+    try {
+      admitted = await receiver.receiveRemote(from, { kind: req.kind, to: req.to, body: req.body, ttlMs: req.ttlMs }, closed.signal)
+    } catch (err) {
+      if (closed.signal.aborted) return
+      const status: ActorStatus = isActorError(err) ? err.status : 'actor_failed'
+      log.debug({ peer: from, actor: req.to, status, reason: describeError(err) }, 'refused remote message')
+      respond(req.id, status, { message: describeError(err) })
+      return
+    }
+    admitted.reply?.then(
+      body => { respond(req.id, 'ok', { body }) },
+      err => { respond(req.id, isActorError(err) ? err.status : 'actor_failed', { message: describeError(err) }) }
+    )
+  }
+
+  const pump = async (): Promise<void> => {
+    if (pumping) return
+    pumping = true
+    try {
+      for (let next = queue.shift(); next != null; next = queue.shift()) {
+        await admit(next)
+        if (paused && queue.length < INBOUND_HIGH_WATER / 2) {
+          paused = false
+          stream.resume()
+        }
+      }
+    } finally {
+      pumping = false
+    }
+  }
+
+  stream.addEventListener('message', (evt) => {
+    try {
+      for (const f of decoder.push(evt.data)) queue.push(f)
+    } catch (err) {
+      refuseAndClose(err instanceof FrameTooLargeError ? 'frame_too_large' : 'invalid_message', describeError(err))
+      return
+    }
+    if (!paused && queue.length >= INBOUND_HIGH_WATER) {
+      paused = true
+      stream.pause()
+    }
+    void pump()
+  })
+
+  stream.addEventListener('close', () => {
+    closed.abort(new Error('stream closed'))
+    if (decoder.buffered > 0) {
+      log.warn({ peer: from, bytes: decoder.buffered }, 'actor stream closed in the middle of a frame; partial frame dropped')
+    }
+  })
+}
+
+function idOf (raw: unknown): number {
+  const id = (raw as { id?: unknown } | null)?.id
+  return typeof id === 'number' && Number.isSafeInteger(id) && id > 0 ? id : 0
+}

@@ -1,0 +1,31 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/**
+ * Polls `condition` until it returns a truthy value or the deadline passes.
+ * Deadlines are generous on purpose: CI is a loaded 2-core machine.
+ */
+export async function waitFor<T> (condition: () => T | Promise<T>, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<NonNullable<T>> {
+  const timeoutMs = opts.timeoutMs ?? 30_000
+  const started = Date.now()
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await condition()
+      if (value != null && value !== false) return value as NonNullable<T>
+      last = value
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what ?? 'condition'}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, opts.intervalMs ?? 100))
+  }
+}
+
+export async function tempDir (prefix = 'zp-test-'): Promise<{ path: string, remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix))
+  return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
+}

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config'
+
+// Three layers: pure units; real libp2p nodes in one process; real zp-node
+// processes. Multi-process files run one at a time: each already starts several
+// Node processes, and this must pass on a loaded 2-core machine.
+export default defineConfig({
+  test: {
+    maxWorkers: 2,
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
+      { test: { name: 'mesh', include: ['test/mesh/**/*.test.ts'], testTimeout: 90_000, hookTimeout: 60_000 } },
+      { test: { name: 'process', include: ['test/process/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 120_000, fileParallelism: false } }
+    ]
+  }
+})
