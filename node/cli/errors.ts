@@ -1,0 +1,36 @@
+import { CommanderError } from 'commander'
+
+/** Bad input on the command line: exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+const USAGE_ERRORS = new Set(['UsageError', 'BootstrapAddressError', 'ApiAddressError'])
+
+/**
+ * One line on stderr naming the problem (and, in the message, the fix), then
+ * the exit code: 2 for bad input, 1 for everything else. Stacks only with
+ * ZP_DEBUG=1: people need the sentence, not the trace.
+ */
+export function exitWithError (prog: string, err: unknown): never {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE)
+  const e = err instanceof Error ? err : new Error(String(err))
+  process.stderr.write(`${prog}: error: ${e.message}\n`)
+  if (process.env.ZP_DEBUG === '1' && e.stack != null) process.stderr.write(e.stack + '\n')
+  process.exit(USAGE_ERRORS.has(e.name) ? EXIT_USAGE : EXIT_FAILURE)
+}
+
+export function positiveInt (flag: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} takes a positive whole number, got '${value}'`)
+    return n
+  }
+}
+
+export function collect (value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}

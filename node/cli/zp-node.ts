@@ -1,0 +1,177 @@
+import { rmSync } from 'node:fs'
+import { Command, Option } from 'commander'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { parseBootstrap } from '../../bootstrap/address.ts'
+import { parseApiAddress } from '../api/server.ts'
+import { dataPaths, resolveDataDir } from '../datadir.ts'
+import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
+import { createLogger } from '../logger.ts'
+import { DEFAULT_API, DEFAULT_LISTEN, VERSION, ZpNode, type NodeOptions } from '../node.ts'
+import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
+import { generatePskFile } from '../psk.ts'
+import { runDemo } from './demo.ts'
+import { UsageError, collect, exitWithError, positiveInt } from './errors.ts'
+
+interface NodeFlags {
+  listen?: string[]
+  announce?: string[]
+  dataDir?: string
+  api: string | false
+  name?: string
+  psk?: string
+  trust?: string[]
+  trustBootstrap: boolean
+  probePlugin?: string[]
+  onnxProbe: boolean
+  slots?: number
+  heartbeatMs?: number
+  suspectAfterMs?: number
+  deadAfterMs?: number
+  drainTimeoutMs?: number
+  logLevel?: string
+}
+
+function nodeOptions (cmd: Command): Command {
+  return cmd
+    .option('--listen <multiaddr>', `address to listen on, repeatable (default ${DEFAULT_LISTEN})`, collect)
+    .option('--announce <multiaddr>', 'address to tell peers instead (NAT, WireGuard overlay), repeatable', collect)
+    .option('--data-dir <dir>', 'identity, database, logs and node.json (default $ZP_DATA_DIR or ~/.zp)')
+    .option('--api <host:port>', `control API on loopback; port 0 picks a free one (default ${DEFAULT_API.host}:${DEFAULT_API.port})`)
+    .option('--no-api', 'run without the control API')
+    .option('--name <name>', 'name shown in peer tables and logs (default: host name)')
+    .option('--psk <file>', 'pre-shared key file: only nodes with the same key can connect (zp-node psk generate)')
+    .option('--trust <peerId>', 'peer whose coordinators may use this node, repeatable', collect)
+    .option('--no-trust-bootstrap', 'do not trust the peer this node joined through')
+    .option('--probe-plugin <file>', 'ES module exporting probe() for custom accelerators, repeatable', collect)
+    .option('--no-onnx-probe', 'skip probing ONNX Runtime execution providers')
+    .option('--slots <n>', 'work slots offered (default: CPU cores)', positiveInt('--slots'))
+    .option('--heartbeat-ms <ms>', 'heartbeat interval (default 1000)', positiveInt('--heartbeat-ms'))
+    .option('--suspect-after-ms <ms>', 'silence before a peer is SUSPECT (default 4000)', positiveInt('--suspect-after-ms'))
+    .option('--dead-after-ms <ms>', 'silence before a peer is DEAD (default 8000)', positiveInt('--dead-after-ms'))
+    .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long running work may take before the node stops anyway (default 60000)', positiveInt('--drain-timeout-ms'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+}
+
+function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
+  const listen = flags.listen ?? [DEFAULT_LISTEN]
+  for (const [flag, addrs] of [['--listen', listen], ['--announce', flags.announce ?? []]] as const) {
+    for (const a of addrs) {
+      try {
+        multiaddr(a)
+      } catch (err) {
+        throw new UsageError(`${flag} '${a}' is not a multiaddr (${(err as Error).message}); e.g. /ip4/0.0.0.0/tcp/4170`)
+      }
+    }
+  }
+  for (const p of flags.trust ?? []) {
+    try {
+      peerIdFromString(p)
+    } catch {
+      throw new UsageError(`--trust '${p}' is not a peer ID; 'zp-node id' on that machine prints it`)
+    }
+  }
+  const timings = {
+    ...(flags.heartbeatMs != null ? { heartbeatMs: flags.heartbeatMs } : {}),
+    ...(flags.suspectAfterMs != null ? { suspectAfterMs: flags.suspectAfterMs } : {}),
+    ...(flags.deadAfterMs != null ? { deadAfterMs: flags.deadAfterMs } : {})
+  }
+  const dataDir = resolveDataDir(flags.dataDir)
+  return {
+    dataDir,
+    name: flags.name,
+    listen,
+    announce: flags.announce,
+    bootstrap: bootstrap.map(parseBootstrap),
+    pskFile: flags.psk,
+    trust: flags.trust,
+    trustBootstrap: flags.trustBootstrap,
+    api: flags.api === false ? false : flags.api != null ? parseApiAddress(flags.api) : DEFAULT_API,
+    probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
+    slots: flags.slots,
+    timings,
+    drainTimeoutMs: flags.drainTimeoutMs,
+    logger: createLogger({ file: dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })
+  }
+}
+
+/**
+ * Runs a node in the foreground until a signal: the first SIGINT/SIGTERM
+ * drains (peers see DRAINING, running work finishes or is handed back), a
+ * second one stops at once.
+ */
+async function runNode (opts: NodeOptions): Promise<void> {
+  const node = await ZpNode.start(opts)
+  let signals = 0
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++
+    if (signals === 1) {
+      node.log.info({ signal: sig }, `${sig}: draining, then stopping (send it again to stop at once)`)
+      void node.drain(`received ${sig}`)
+      return
+    }
+    node.log.warn({ signal: sig }, `${sig} again: stopping now`)
+    rmSync(dataPaths(node.dataDir).nodeInfo, { force: true })
+    node.log.flush()
+    process.exit(130)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  await node.stopped
+  node.log.flush()
+  // libp2p can leave sockets half-closed for a while; the node is done
+  setTimeout(() => process.exit(0), 100).unref()
+}
+
+export function buildProgram (): Command {
+  const program = new Command('zp-node')
+    .description('ZP Mesh node: joins the encrypted mesh, advertises this machine\'s accelerators, runs work')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError('(zp-node --help lists the commands)')
+
+  nodeOptions(program.command('start').description('run a node in the foreground (first node of a mesh, or rejoin known peers)'))
+    .action(async (flags: NodeFlags) => { await runNode(toNodeOptions(flags, [])) })
+
+  nodeOptions(program.command('join').argument('<bootstrap...>', 'multiaddr or host:port of a node already in the mesh')
+    .description('run a node that joins the mesh through a bootstrap peer (retries until it answers)'))
+    .action(async (bootstrap: string[], flags: NodeFlags) => { await runNode(toNodeOptions(flags, bootstrap)) })
+
+  program.command('id').description('print this node\'s peer ID (creating the identity on first use)')
+    .option('--data-dir <dir>', 'data dir (default $ZP_DATA_DIR or ~/.zp)')
+    .action(async (flags: { dataDir?: string }) => {
+      const { key } = await loadOrCreateIdentity(resolveDataDir(flags.dataDir))
+      process.stdout.write(peerIdOf(key) + '\n')
+    })
+
+  program.command('psk').description('pre-shared keys for private meshes')
+    .command('generate').argument('<file>', 'where to write the key (mode 0600); copy it to every node')
+    .option('--force', 'replace an existing file')
+    .action(async (file: string, flags: { force?: boolean }) => {
+      const psk = await generatePskFile(file, { force: flags.force })
+      process.stdout.write(`wrote ${file} (fingerprint ${psk.fingerprint}); start every node with --psk ${file}\n`)
+    })
+
+  program.command('probe').description('probe this machine\'s accelerators as a node would advertise them')
+    .option('--json', 'print the report as JSON')
+    .option('--probe-plugin <file>', 'ES module exporting probe(), repeatable', collect)
+    .option('--no-onnx-probe', 'skip probing ONNX Runtime execution providers')
+    .action(async (flags: { json?: boolean, probePlugin?: string[], onnxProbe: boolean }) => {
+      const report = await probeCapabilities({ plugins: flags.probePlugin, onnx: flags.onnxProbe, logger: createLogger({ console: 'none', level: 'silent' }) })
+      process.stdout.write(flags.json === true ? JSON.stringify(report, null, 2) + '\n' : formatProbeTable(report).join('\n') + '\n')
+    })
+
+  program.command('demo').description('start a local 3-node mesh, show it, and stop it')
+    .option('--keep', 'keep the demo\'s data dirs and logs')
+    .action(async (flags: { keep?: boolean }) => { await runDemo({ keep: flags.keep === true }) })
+
+  return program
+}
+
+export async function main (argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv)
+  } catch (err) {
+    exitWithError('zp-node', err)
+  }
+}
