@@ -132,7 +132,7 @@ export class ZpNode {
       const peerId = peerIdOf(key)
       const name = opts.name ?? hostname()
       const log = (opts.logger ?? createLogger({ file: opts.logFile === false ? undefined : paths.log }))
-        .child({ node: name, peer: peerId.slice(-8) })
+        .child({ node: name, nodeId: peerId.slice(-8) })
       if (created) log.info({ peerId }, 'created a new node identity')
       const psk = opts.pskFile != null ? await loadPsk(opts.pskFile) : undefined
       const db = await openDb(paths.db, opts.dataDir)

@@ -109,6 +109,7 @@ class Membership implements Behavior<MembershipMessage> {
     switch (msg.type) {
       case 'hello': return this.#onHello(meta.from, msg.advert)
       case 'advert': return this.#advert()
+      case 'announce': this.#observe(meta.from, msg.heartbeat, Date.now()); return { ok: true }
     }
     if (!local) return undefined
     const now = Date.now()
@@ -123,10 +124,24 @@ class Membership implements Behavior<MembershipMessage> {
       case 'unreachable': this.#emit(this.#table.unreachable(msg.peer, msg.why, now)); return
       case 'dialled': this.#redials.delete(msg.peer); return
       case 'list': return this.#list(now)
-      case 'set-state': this.#state = msg.state; return this.#publish()
+      case 'set-state': this.#state = msg.state; return this.#announce()
       case 'seed': for (const p of msg.peers) if (this.#table.get(p.peerId) == null) this.#dial(p.peerId, p.multiaddrs); return
       case 'set-capabilities': this.#caps = msg.report; this.#capsHash = msg.hash; void this.#publish(); return
     }
+  }
+
+  /**
+   * A change of our own state: gossip reaches everyone but is fire-and-forget,
+   * so connected peers also get it acknowledged (a goodbye must not be lost
+   * when the connections close right after it).
+   */
+  async #announce (): Promise<void> {
+    const publishing = this.#publish()
+    const heartbeat = this.#heartbeat()
+    const peers = this.#table.list().filter(p => p.state !== 'dead' && this.#init.port.isConnected(p.peerId))
+    await Promise.allSettled([publishing, ...peers.map(async p => {
+      await this.#ctx.ask({ peer: p.peerId, name: MEMBERSHIP_ACTOR }, { type: 'announce', heartbeat }, { timeoutMs: this.#timings.redialTimeoutMs })
+    })])
   }
 
   #heartbeat (): Heartbeat {

@@ -27,6 +27,17 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
   const closed = new AbortController()
   let pumping = false
   let paused = false
+  /** a frame could not be read: nothing after it can be trusted */
+  let refused = false
+  /** the remote closed its writing side: finish the replies owed, then close ours */
+  let remoteDone = false
+  let owed = 0
+
+  const closeWhenDone = (): void => {
+    if (remoteDone && !refused && !pumping && queue.length === 0 && owed === 0 && stream.status === 'open') {
+      void stream.close().catch(() => {})
+    }
+  }
 
   const respond = (id: number, status: ActorStatus, fields: { body?: unknown, message?: string } = {}): void => {
     if (stream.status !== 'open') return
@@ -47,9 +58,12 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
   }
 
   const refuseAndClose = (status: ActorStatus, message: string): void => {
+    refused = true
+    queue.length = 0
     log.warn({ peer: from, status, reason: message }, 'closing actor stream after a bad frame')
     respond(0, status, { message })
-    void stream.close().catch(() => stream.abort(new Error(message)))
+    // flush the refusal, then reset: the peer must not keep this stream
+    void stream.close().catch(() => {}).finally(() => { stream.abort(new Error(message)) })
   }
 
   const admit = async (bytes: Uint8Array): Promise<void> => {
@@ -88,10 +102,15 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
       respond(req.id, status, { message: describeError(err) })
       return
     }
-    admitted.reply?.then(
+    if (admitted.reply == null) return
+    owed++
+    admitted.reply.then(
       body => { respond(req.id, 'ok', { body }) },
       err => { respond(req.id, isActorError(err) ? err.status : 'actor_failed', { message: describeError(err) }) }
-    )
+    ).finally(() => {
+      owed--
+      closeWhenDone()
+    })
   }
 
   const pump = async (): Promise<void> => {
@@ -108,9 +127,11 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
     } finally {
       pumping = false
     }
+    closeWhenDone()
   }
 
   stream.addEventListener('message', (evt) => {
+    if (refused) return
     try {
       for (const f of decoder.push(evt.data)) queue.push(f)
     } catch (err) {
@@ -124,11 +145,19 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
     void pump()
   })
 
-  stream.addEventListener('close', () => {
-    closed.abort(new Error('stream closed'))
-    if (decoder.buffered > 0) {
+  const reportTruncation = (): void => {
+    if (decoder.buffered > 0 && !refused) {
       log.warn({ peer: from, bytes: decoder.buffered }, 'actor stream closed in the middle of a frame; partial frame dropped')
     }
+  }
+  stream.addEventListener('remoteCloseWrite', () => {
+    remoteDone = true
+    reportTruncation()
+    closeWhenDone()
+  })
+  stream.addEventListener('close', () => {
+    closed.abort(new Error('stream closed'))
+    if (!remoteDone) reportTruncation()
   })
 }
 

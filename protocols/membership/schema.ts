@@ -45,7 +45,12 @@ export const MembershipRequestSchema = z.discriminatedUnion('type', [
   /** introduce yourself; the reply carries our advert and the peers we know (peer exchange) */
   z.object({ type: z.literal('hello'), advert: AdvertSchema }),
   /** ask for our current advert (after seeing a new capsHash) */
-  z.object({ type: z.literal('advert') })
+  z.object({ type: z.literal('advert') }),
+  /**
+   * A change of the sender's own state (draining, leaving), acknowledged: gossip
+   * may lose it when connections close right after, this does not.
+   */
+  z.object({ type: z.literal('announce'), heartbeat: HeartbeatSchema })
 ])
 export type MembershipRequest = z.infer<typeof MembershipRequestSchema>
 

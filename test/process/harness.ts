@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { LocalNode, ZP_BIN, ZP_NODE_BIN } from '../../bootstrap/local.ts'
+import { ApiClient, resolveApiTarget } from '../../node/api/client.ts'
+import type { PeerJson } from '../../node/api/routes.ts'
+import { tempDir, waitFor } from '../helpers.ts'
+
+const exec = promisify(execFile)
+
+/** Liveness fast enough for tests, slow enough not to flap on a loaded 2-core box. */
+export const FAST_FLAGS = ['--heartbeat-ms', '300', '--suspect-after-ms', '2000', '--dead-after-ms', '4000', '--no-onnx-probe']
+
+export interface ProcessMesh {
+  root: string
+  nodes: LocalNode[]
+  /** starts a node; joins through `via` (a node of this mesh or a raw address) if given */
+  start: (name: string, opts?: { via?: LocalNode | string, args?: string[], dataDir?: string }) => Promise<LocalNode>
+  peers: (node: LocalNode) => Promise<PeerJson[]>
+  stop: () => Promise<void>
+}
+
+export async function createProcessMesh (): Promise<ProcessMesh> {
+  const dir = await tempDir('zp-proc-')
+  const nodes: LocalNode[] = []
+  const clients = new Map<LocalNode, ApiClient>()
+  const mesh: ProcessMesh = {
+    root: dir.path,
+    nodes,
+    start: async (name, opts = {}) => {
+      const via = typeof opts.via === 'string' ? opts.via : opts.via?.info?.multiaddrs[0]
+      const node = await LocalNode.spawn({ name, dataDir: opts.dataDir ?? join(dir.path, name), join: via, args: [...FAST_FLAGS, ...(opts.args ?? [])] })
+      nodes.push(node)
+      await node.ready({ timeoutMs: 60_000 })
+      return node
+    },
+    peers: async (node) => {
+      let client = clients.get(node)
+      if (client == null) {
+        client = new ApiClient(await resolveApiTarget({ dataDir: node.dataDir }))
+        clients.set(node, client)
+      }
+      return await client.get<PeerJson[]>('/v1/peers')
+    },
+    stop: async () => {
+      await Promise.all(nodes.map(async n => { await n.stop(10_000) }))
+      await dir.remove()
+    }
+  }
+  return mesh
+}
+
+/** Waits until `observer` lists every one of `names` in `state`. */
+export async function waitForStates (mesh: ProcessMesh, observer: LocalNode, names: string[], state: string, timeoutMs = 60_000): Promise<PeerJson[]> {
+  return await waitFor(async () => {
+    const peers = await mesh.peers(observer)
+    return names.every(n => peers.find(p => p.name === n)?.state === state) ? peers : undefined
+  }, { timeoutMs, what: `${observer.name} to see ${names.join(', ')} ${state}` })
+}
+
+/** Runs a CLI (zp or zp-node) to completion; never throws on a non-zero exit. */
+export async function runCli (bin: 'zp' | 'zp-node', args: string[], opts: { env?: NodeJS.ProcessEnv, timeoutMs?: number, node?: string } = {}): Promise<{ code: number, stdout: string, stderr: string }> {
+  const script = bin === 'zp' ? ZP_BIN : ZP_NODE_BIN
+  try {
+    const { stdout, stderr } = await exec(opts.node ?? process.execPath, [script, ...args], { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code?: number, stdout?: string, stderr?: string }
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }
+  }
+}
+
+/** The JSON log lines a node wrote to its data dir. */
+export async function logLines (node: LocalNode): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(join(node.dataDir, 'logs', 'node.log'), 'utf8').catch(() => '')
+  return text.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
+}
