@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { accessSync, constants, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { delimiter, join } from 'node:path'
+import { CapabilityReportSchema } from '../../protocols/membership/capabilities.ts'
+import { tempDir, waitFor } from '../helpers.ts'
+import { createProcessMesh, logLines, runCli, waitForStates, type ProcessMesh } from './harness.ts'
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  return port
+}
+
+let scratch: { path: string, remove: () => Promise<void> }
+beforeAll(async () => { scratch = await tempDir('zp-cli-') })
+afterAll(async () => { await scratch.remove() })
+
+describe('zp-node command line', () => {
+  it('rejects a malformed bootstrap multiaddr with exit code 2 and an example', async () => {
+    const r = await runCli('zp-node', ['join', '/ip4/10.0.0.1/tcpx/9', '--data-dir', join(scratch.path, 'bad-join')])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/invalid bootstrap multiaddr '\/ip4\/10.0.0.1\/tcpx\/9'/)
+    expect(r.stderr).toContain('/ip4/10.0.0.1/tcp/4170/p2p/')
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    const noPort = await runCli('zp-node', ['join', 'lab-box', '--data-dir', join(scratch.path, 'bad-join')])
+    expect(noPort.code).toBe(2)
+  })
+
+  it('rejects bad flags with exit code 2: a non-loopback API, a non-number, a bad peer ID', async () => {
+    const dir = join(scratch.path, 'bad-flags')
+    const api = await runCli('zp-node', ['start', '--data-dir', dir, '--api', '0.0.0.0:7000'])
+    expect(api.code).toBe(2)
+    expect(api.stderr).toMatch(/loopback/)
+    const slots = await runCli('zp-node', ['start', '--data-dir', dir, '--slots', 'many'])
+    expect(slots.code).toBe(2)
+    expect(slots.stderr).toMatch(/--slots takes a positive whole number/)
+    const trust = await runCli('zp-node', ['start', '--data-dir', dir, '--trust', 'bob'])
+    expect(trust.code).toBe(2)
+    expect(trust.stderr).toMatch(/not a peer ID/)
+  })
+
+  it('keeps one identity per data dir, readable by its owner only', async () => {
+    const dir = join(scratch.path, 'ident')
+    const first = await runCli('zp-node', ['id', '--data-dir', dir])
+    const second = await runCli('zp-node', ['id', '--data-dir', dir])
+    expect(first.code).toBe(0)
+    expect(first.stdout.trim()).toMatch(/^12D3KooW[1-9A-HJ-NP-Za-km-z]+$/)
+    expect(second.stdout).toBe(first.stdout)
+    expect(statSync(join(dir, 'identity.key')).mode & 0o777).toBe(0o600)
+    const other = await runCli('zp-node', ['id', '--data-dir', join(scratch.path, 'ident2')])
+    expect(other.stdout).not.toBe(first.stdout)
+  })
+
+  it('generates pre-shared keys in libp2p format (0600) and will not overwrite one', async () => {
+    const file = join(scratch.path, 'mesh.key')
+    const made = await runCli('zp-node', ['psk', 'generate', file])
+    expect(made.code).toBe(0)
+    expect(made.stdout).toMatch(/fingerprint [0-9a-f]{16}/)
+    expect(await readFile(file, 'utf8')).toMatch(/^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}$/)
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    const again = await runCli('zp-node', ['psk', 'generate', file])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/already exists; pass --force/)
+  })
+
+  it('probes this machine: a schema-valid JSON report, and a readable table', async () => {
+    const json = await runCli('zp-node', ['probe', '--json'])
+    expect(json.code).toBe(0)
+    const report = CapabilityReportSchema.parse(JSON.parse(json.stdout))
+    expect(report.capabilities['onnx.ep.cpu']?.status).toBe('ok')
+    expect(report.host.cores).toBeGreaterThan(0)
+    const table = await runCli('zp-node', ['probe', '--no-onnx-probe'])
+    expect(table.code).toBe(0)
+    expect(table.stdout).toMatch(/gpu\.nvidia\.cuda\s+unavailable/)
+  })
+
+  it('gives a one-line error, not a stack trace, on Node 20 or older', async () => {
+    // the machine's own node is the old one; npm puts the pinned Node 24 first on PATH
+    const old = (process.env.PATH ?? '').split(delimiter)
+      .filter(d => !d.includes('node_modules'))
+      .map(d => join(d, 'node'))
+      .find(p => {
+        try {
+          accessSync(p, constants.X_OK)
+          return Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString().trim()) < 22
+        } catch {
+          return false
+        }
+      })
+    if (old == null) {
+      console.warn('skipped: no Node older than 22 on PATH outside node_modules')
+      return
+    }
+    for (const bin of ['zp-node', 'zp'] as const) {
+      const r = await runCli(bin, ['--version'], { node: old })
+      expect(r.code).toBe(1)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr).toMatch(/Node\.js 22\.18 or newer is required/)
+    }
+  })
+})
+
+describe('zp-node join and zp against running nodes', () => {
+  let mesh: ProcessMesh
+  beforeAll(async () => { mesh = await createProcessMesh() })
+  afterAll(async () => { await mesh.stop() })
+
+  it('keeps retrying an unreachable bootstrap with backoff, saying so, then joins once it is up', async () => {
+    const port = await freePort()
+    const joiner = await mesh.start('patient', { via: `127.0.0.1:${port}` })
+    const retries = await waitFor(async () => {
+      const lines = (await logLines(joiner)).filter(l => /bootstrap peer unreachable/.test(String(l.msg)))
+      return lines.length >= 3 ? lines : undefined
+    }, { timeoutMs: 60_000, what: 'three retry log lines' })
+    const waits = retries.map(l => Number(l.retryInMs))
+    expect(waits[2]!).toBeGreaterThan(waits[0]!)
+    expect(String(retries[0]!.msg)).toMatch(/ECONNREFUSED.*retrying in/)
+    const late = await mesh.start('late-bootstrap', { args: ['--listen', `/ip4/127.0.0.1/tcp/${port}`] })
+    await waitForStates(mesh, late, ['patient'], 'alive', 90_000)
+    await waitForStates(mesh, joiner, ['late-bootstrap'], 'alive', 30_000)
+  })
+
+  it('writes node.json with peer ID, addresses, API URL and pid; refuses a second node on the same data dir', async () => {
+    const node = await mesh.start('solo')
+    const info = JSON.parse(await readFile(join(node.dataDir, 'node.json'), 'utf8')) as Record<string, unknown>
+    expect(info).toMatchObject({ name: 'solo', pid: node.pid, api: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) })
+    expect(info.multiaddrs).toEqual(expect.arrayContaining([expect.stringMatching(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)]))
+    expect(statSync(join(node.dataDir, 'api-token')).mode & 0o777).toBe(0o600)
+    const twin = await runCli('zp-node', ['start', '--data-dir', node.dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--no-onnx-probe'])
+    expect(twin.code).toBe(1)
+    expect(twin.stderr).toMatch(/in use by another zp-node/)
+  })
+
+  it('refuses API requests without the right token', async () => {
+    const node = mesh.nodes.find(n => n.name === 'solo')!
+    const url = node.info!.api!
+    expect((await fetch(`${url}/v1/health`)).status).toBe(401)
+    expect((await fetch(`${url}/v1/peers`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401)
+    const token = (await readFile(join(node.dataDir, 'api-token'), 'utf8')).trim()
+    const health = await fetch(`${url}/v1/health`, { headers: { authorization: `Bearer ${token}` } })
+    expect(await health.json()).toEqual({ status: 'ok', state: 'running' })
+    const r = await runCli('zp', ['peers', '--api', url, '--token', 'wrong'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/refused the API token/)
+  })
+
+  it('zp peers explains a missing or stale node instead of failing obscurely', async () => {
+    const none = await runCli('zp', ['peers', '--data-dir', join(scratch.path, 'nothing-here')])
+    expect(none.code).toBe(1)
+    expect(none.stderr).toMatch(/no running node found .*zp-node start/)
+    const victim = await mesh.start('victim')
+    victim.kill('SIGKILL')
+    await victim.exited
+    const stale = await runCli('zp', ['peers', '--data-dir', victim.dataDir])
+    expect(stale.code).toBe(1)
+    expect(stale.stderr).toMatch(new RegExp(`pid ${victim.pid}, which has exited`))
+  })
+})
