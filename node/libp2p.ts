@@ -8,6 +8,16 @@ import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey } from '@libp2p/interface'
 
+/**
+ * Yamux grows a busy stream's window up to 16 MiB by default, while a paused
+ * stream is reset once it has buffered 4 MiB: a slow reader would lose data
+ * instead of slowing its sender. Capping the window below the read buffer
+ * makes pausing a stream real backpressure. 4 MiB still fills a 1 Gbit/s link
+ * at 30 ms round trip per stream.
+ */
+export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+export const STREAM_READ_BUFFER_BYTES = 2 * STREAM_WINDOW_BYTES
+
 export type MeshLibp2p = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
 
 export interface Libp2pOptions {
@@ -26,7 +36,7 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
     addresses: { listen: opts.listen, announce: opts.announce ?? [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],
     ...(opts.psk != null ? { connectionProtector: preSharedKey({ psk: opts.psk }) } : {}),
     services: {
       identify: identify(),

@@ -103,8 +103,9 @@ export class Cell {
       while (this.state === 'running') {
         const env = this.mailbox.shift()
         if (env == null) break
-        if (env.expiresAt != null && Date.now() > env.expiresAt) {
-          env.reply?.reject(new AskTimeoutError(`ask to '${this.name}' expired before the actor reached it`))
+        if (env.meta.signal?.aborted === true || (env.expiresAt != null && Date.now() > env.expiresAt)) {
+          // nobody waits for the answer any more: do not spend the work
+          env.reply?.reject(new AskTimeoutError(`ask to '${this.name}' was abandoned by its asker before the actor reached it`))
           continue
         }
         try {

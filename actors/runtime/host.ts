@@ -3,7 +3,7 @@ import { deadline, isTimeout, raceSignal } from '../../protocols/common/signals.
 import { summarizeIssues } from '../../protocols/common/validate.ts'
 import { Cell, type Envelope } from './cell.ts'
 import {
-  AbortError, ActorStoppingError, AskTimeoutError, InvalidMessageError, NoSuchActorError, NotAuthorizedError, PeerUnreachableError
+  AbortError, ActorStoppingError, AskTimeoutError, InvalidMessageError, MailboxFullError, NoSuchActorError, NotAuthorizedError, PeerUnreachableError
 } from './errors.ts'
 import type {
   ActorAddress, ActorContext, ActorDefinition, ActorRef, AskOptions, RemoteRequest, RemoteTransport, SendOptions, TrustPolicy
@@ -111,6 +111,10 @@ export class ActorHost {
         await this.#remote(to, { kind: 'tell', to: to.name, body: msg }, d.signal)
       }
     } catch (err) {
+      if (d.signal.aborted && err === d.signal.reason && isTimeout(err)) {
+        // a tell only waits for room: on its peer, in the stream and the mailbox behind it
+        throw new MailboxFullError(`'${to.name}' on ${to.peer === this.self ? 'this node' : `peer ${to.peer}`} took no more messages within ${opts.timeoutMs ?? DEFAULT_ASK_TIMEOUT_MS} ms (backpressure)`)
+      }
       throw this.#translateAbort(err, d.signal, to, opts.timeoutMs)
     } finally {
       d.clear()
@@ -124,7 +128,9 @@ export class ActorHost {
     try {
       if (to.peer === this.self) {
         const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-        const env: Envelope = { msg, meta: { from: this.self, kind: 'ask', self: to }, reply: { resolve, reject } }
+        // when the asker gives up first, the cell's late rejection has no one to tell
+        promise.catch(() => {})
+        const env: Envelope = { msg, meta: { from: this.self, kind: 'ask', self: to, signal: d.signal }, reply: { resolve, reject } }
         await this.#local(to.name).put(env, d.signal)
         reply = await raceSignal(promise, d.signal)
       } else {
@@ -146,8 +152,9 @@ export class ActorHost {
   /**
    * Admits a message from another peer. Resolves once it is queued (waiting for
    * mailbox room is the backpressure); `reply` settles with the answer to an ask.
+   * `signal` aborts the wait for room; `cancel` fires when the remote asker gives up.
    */
-  async receiveRemote (from: string, req: RemoteRequest, signal?: AbortSignal): Promise<{ reply?: Promise<unknown> }> {
+  async receiveRemote (from: string, req: RemoteRequest, signal?: AbortSignal, cancel?: AbortSignal): Promise<{ reply?: Promise<unknown> }> {
     if (this.#stopping) throw new ActorStoppingError('this node is stopping')
     const cell = this.#cells.get(req.to)
     if (cell == null || cell.state === 'stopped') throw new NoSuchActorError(`no actor named '${req.to}' on peer ${this.self}`)
@@ -165,7 +172,7 @@ export class ActorHost {
     }
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     const expiresAt = req.ttlMs != null ? Date.now() + req.ttlMs : undefined
-    await cell.put({ msg: parsed.data, meta: { from, kind: 'ask', self }, reply: { resolve, reject }, expiresAt }, signal)
+    await cell.put({ msg: parsed.data, meta: { from, kind: 'ask', self, signal: cancel }, reply: { resolve, reject }, expiresAt }, signal)
     return { reply: promise }
   }
 

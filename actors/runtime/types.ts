@@ -20,6 +20,8 @@ export interface MessageMeta {
   from: string
   kind: 'tell' | 'ask'
   self: ActorAddress
+  /** for asks: fires when the asker stops waiting (its timeout, its abort, or a cancel from its peer) */
+  signal?: AbortSignal
 }
 
 /** What an actor does with a message; the return value is the reply to an `ask`. */

@@ -5,6 +5,7 @@ import {
 } from '../../actors/runtime/errors.ts'
 import type { RemoteRequest } from '../../actors/runtime/types.ts'
 import { decodeAs, encode } from '../common/codec.ts'
+import { waitForDrain } from '../common/drain.ts'
 import { FrameDecoder, frame } from '../common/framing.ts'
 import { raceSignal } from '../common/signals.ts'
 import { ACTOR_PROTOCOL, ACTOR_WIRE_VERSION, DIAL_TIMEOUT_MS, MAX_FRAME_BYTES } from './constants.ts'
@@ -58,15 +59,33 @@ export class ActorChannel {
       this.#pending.set(id, { resolve, reject })
       answer = promise
     }
+    let written = false
     try {
-      if (!stream.send(frame(payload))) await stream.onDrain({ signal })
+      // wait for room before writing, so a request that times out here was never sent
+      await waitForDrain(stream, signal)
+      stream.send(frame(payload))
+      written = true
       if (answer == null) return undefined
       return await raceSignal(answer, signal)
     } catch (err) {
-      if ((signal.aborted && err === signal.reason) || isActorError(err)) throw err
+      if (signal.aborted && err === signal.reason) {
+        // tell the peer, so its actor skips (or can stop) work nobody waits for
+        if (answer != null && written) this.#cancel(stream, id, req.to)
+        throw err
+      }
+      if (isActorError(err)) throw err
       throw new PeerUnreachableError(`lost the stream to peer ${this.peer}: ${describeError(err)}`)
     } finally {
       this.#pending.delete(id)
+    }
+  }
+
+  #cancel (stream: Stream, id: number, to: string): void {
+    if (stream.status !== 'open') return
+    try {
+      stream.send(frame(encode({ v: ACTOR_WIRE_VERSION, id, kind: 'cancel', to, body: null })))
+    } catch {
+      // the stream is going away; so is the request
     }
   }
 

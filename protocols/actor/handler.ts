@@ -10,7 +10,7 @@ import { RequestSchema, VersionProbeSchema } from './schema.ts'
 
 /** What the handler needs from the actor host. */
 export interface RemoteReceiver {
-  receiveRemote: (from: string, req: RemoteRequest, signal?: AbortSignal) => Promise<{ reply?: Promise<unknown> }>
+  receiveRemote: (from: string, req: RemoteRequest, signal?: AbortSignal, cancel?: AbortSignal) => Promise<{ reply?: Promise<unknown> }>
 }
 
 /**
@@ -32,6 +32,8 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
   /** the remote closed its writing side: finish the replies owed, then close ours */
   let remoteDone = false
   let owed = 0
+  /** asks admitted and not yet answered, so a cancel frame can reach them */
+  const cancels = new Map<number, AbortController>()
 
   const closeWhenDone = (): void => {
     if (remoteDone && !refused && !pumping && queue.length === 0 && owed === 0 && stream.status === 'open') {
@@ -92,10 +94,17 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
       return
     }
     const req = parsed.data
+    if (req.kind === 'cancel') {
+      cancels.get(req.id)?.abort(new Error('the asker stopped waiting'))
+      return
+    }
+    const cancel = req.kind === 'ask' ? new AbortController() : undefined
+    if (cancel != null) cancels.set(req.id, cancel)
     let admitted: { reply?: Promise<unknown> }
     try {
-      admitted = await receiver.receiveRemote(from, { kind: req.kind, to: req.to, body: req.body, ttlMs: req.ttlMs }, closed.signal)
+      admitted = await receiver.receiveRemote(from, { kind: req.kind, to: req.to, body: req.body, ttlMs: req.ttlMs }, closed.signal, cancel?.signal)
     } catch (err) {
+      cancels.delete(req.id)
       if (closed.signal.aborted) return
       const status: ActorStatus = isActorError(err) ? err.status : 'actor_failed'
       log.debug({ peer: from, actor: req.to, status, reason: describeError(err) }, 'refused remote message')
@@ -106,8 +115,12 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
     owed++
     admitted.reply.then(
       body => { respond(req.id, 'ok', { body }) },
-      err => { respond(req.id, isActorError(err) ? err.status : 'actor_failed', { message: describeError(err) }) }
+      err => {
+        // a cancelled ask has nobody to answer
+        if (cancel?.signal.aborted !== true) respond(req.id, isActorError(err) ? err.status : 'actor_failed', { message: describeError(err) })
+      }
     ).finally(() => {
+      cancels.delete(req.id)
       owed--
       closeWhenDone()
     })
@@ -157,6 +170,7 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
   })
   stream.addEventListener('close', () => {
     closed.abort(new Error('stream closed'))
+    for (const c of cancels.values()) c.abort(new Error('the asker\'s connection closed'))
     if (!remoteDone) reportTruncation()
   })
 }

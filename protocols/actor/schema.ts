@@ -12,7 +12,8 @@ export const RequestSchema = z.object({
   v: z.number().int(),
   /** correlates the reply; 0 is reserved for errors about frames that could not be read */
   id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
-  kind: z.enum(['tell', 'ask']),
+  /** `cancel`: the asker of request `id` stopped waiting (timeout or abort) */
+  kind: z.enum(['tell', 'ask', 'cancel']),
   to: z.string().min(1).max(128),
   body: z.unknown(),
   ttlMs: z.number().int().positive().max(24 * 3600 * 1000).optional()
