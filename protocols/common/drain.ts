@@ -1,5 +1,5 @@
 import type { Stream } from '@libp2p/interface'
-import { StreamClosedError } from '@libp2p/interface'
+import { StreamClosedError } from '@libp2p/utils'
 
 /**
  * Waits until `stream` accepts writes again. Not `stream.onDrain()`: in
