@@ -1,5 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { multiaddr } from '@multiformats/multiaddr'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createMeshLibp2p } from '../../node/libp2p.ts'
 import { createMesh, waitForPeers, type Mesh } from './harness.ts'
 
 let mesh: Mesh | undefined
@@ -49,5 +51,35 @@ describe('membership over real libp2p (in-process)', () => {
     const info = await a.host.ask<{ name: string }>({ peer: b.peerId, name: 'system' }, { type: 'info' })
     expect(info.name).toBe('b')
     await expect(b.host.ask({ peer: a.peerId, name: 'system' }, { type: 'info' })).rejects.toMatchObject({ name: 'NotAuthorizedError' })
+  })
+})
+
+describe('membership at a larger size (in-process)', () => {
+  it('eight nodes, each joined through a different earlier one, converge to a full view', async () => {
+    mesh = await createMesh()
+    const nodes = [await mesh.start({ name: 'm0' })]
+    for (let i = 1; i < 8; i++) {
+      const via = nodes[(i * 5) % nodes.length]!
+      nodes.push(await mesh.start({ name: `m${i}`, bootstrap: [multiaddr(via.multiaddrs()[0]!)] }))
+    }
+    for (const n of nodes) await waitForPeers(n, nodes.filter(o => o !== n), 'alive', 60_000)
+    await nodes[3]!.stop()
+    for (const n of nodes.filter(o => o !== nodes[3])) await waitForPeers(n, [nodes[3]!], 'dead', 30_000)
+  })
+})
+
+describe('version refusal', () => {
+  it('asking a peer that does not speak /zp/actor/1.0.0 fails with UnsupportedVersionError', async () => {
+    mesh = await createMesh()
+    const a = await mesh.start({ name: 'a' })
+    const stranger = await createMeshLibp2p({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'] })
+    await stranger.start()
+    try {
+      await a.libp2p.dial(stranger.getMultiaddrs()[0]!)
+      await expect(a.host.ask({ peer: stranger.peerId.toString(), name: 'membership' }, { type: 'advert' }))
+        .rejects.toMatchObject({ name: 'UnsupportedVersionError', message: expect.stringContaining('/zp/actor/1.0.0') })
+    } finally {
+      await stranger.stop()
+    }
   })
 })
