@@ -18,6 +18,13 @@ import type { PrivateKey } from '@libp2p/interface'
 export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 export const STREAM_READ_BUFFER_BYTES = 2 * STREAM_WINDOW_BYTES
 
+/**
+ * libp2p refuses more than 5 inbound connections per second from one host by
+ * default. A lab starts many nodes on one host or behind one NAT (a Slurm
+ * allocation, a multi-GPU box, the demo), and every sixth would be reset.
+ */
+export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 100
+
 export type MeshLibp2p = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
 
 export interface Libp2pOptions {
@@ -36,6 +43,7 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
     addresses: { listen: opts.listen, announce: opts.announce ?? [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
+    connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND },
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],
     ...(opts.psk != null ? { connectionProtector: preSharedKey({ psk: opts.psk }) } : {}),
     services: {

@@ -35,11 +35,11 @@ export function cpuKey (arch: string = process.arch): string {
  */
 export async function probeHostAndCpu (): Promise<HostProbeResult> {
   const host = baselineHost()
-  const [cpu, flags, mem, osInfo] = await Promise.allSettled([si.cpu(), si.cpuFlags(), si.mem(), si.osInfo()])
+  // not si.osInfo(): it runs `hostname -f` and more with execSync, stalling the node while it joins
+  const [cpu, flags, mem] = await Promise.allSettled([si.cpu(), si.cpuFlags(), si.mem()])
   const key = cpuKey(host.arch)
   const capabilities: Capabilities = {}
 
-  if (osInfo.status === 'fulfilled' && osInfo.value.hostname !== '') host.hostname = osInfo.value.hostname
   if (mem.status === 'fulfilled' && mem.value.total > 0) host.memoryBytes = mem.value.total
   if (cpu.status === 'fulfilled') {
     const c = cpu.value
