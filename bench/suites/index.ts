@@ -1,6 +1,7 @@
 import type { Suite } from '../suite.ts'
 import { actorSuite } from './actor.ts'
+import { blobSuite } from './blob.ts'
 import { joinSuite } from './join.ts'
 
 /** Every suite, in the order `npm run bench` runs them and the results README lists them. */
-export const SUITES: Suite[] = [actorSuite, joinSuite]
+export const SUITES: Suite[] = [actorSuite, joinSuite, blobSuite]
