@@ -4,6 +4,7 @@ import { describeError, isActorError, type ActorStatus } from '../../actors/runt
 import type { RemoteRequest } from '../../actors/runtime/types.ts'
 import { decode, encode } from '../common/codec.ts'
 import { FrameDecoder, FrameTooLargeError, frame } from '../common/framing.ts'
+import { pauseAfterDelivery } from '../common/pause.ts'
 import { summarizeIssues } from '../common/validate.ts'
 import { ACTOR_WIRE_VERSION, INBOUND_HIGH_WATER, MAX_FRAME_BYTES } from './constants.ts'
 import { RequestSchema, VersionProbeSchema } from './schema.ts'
@@ -153,7 +154,7 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
     }
     if (!paused && queue.length >= INBOUND_HIGH_WATER) {
       paused = true
-      stream.pause()
+      pauseAfterDelivery(stream, () => paused)
     }
     void pump()
   })
