@@ -10,6 +10,7 @@ import { membershipActor, MEMBERSHIP_ACTOR, type MembershipMessage, type PeerVie
 import type { LivenessTimings } from '../actors/membership/liveness.ts'
 import type { Transition } from '../actors/membership/peer-table.ts'
 import { systemActor, SYSTEM_ACTOR } from '../actors/system/system.ts'
+import { COORDINATOR_ACTOR } from '../actors/coordinator/coordinator.ts'
 import { joinMesh } from '../bootstrap/join.ts'
 import { peerIdIn } from '../bootstrap/address.ts'
 import { ACTOR_PROTOCOL, MAX_STREAMS } from '../protocols/actor/constants.ts'
@@ -30,6 +31,14 @@ import { loadPsk, type Psk } from './psk.ts'
 import { openDb, type Db } from './storage.ts'
 import { Trust } from './trust.ts'
 import { nodeRoutes } from './api/routes.ts'
+import { BlobAccess } from './blobs/access.ts'
+import { BlobService } from './blobs/service.ts'
+import { BlobStore } from './blobs/store.ts'
+import { campaignRoutes } from './campaign/routes.ts'
+import { CampaignService } from './campaign/service.ts'
+import { execCapabilities, loadExecConfig } from './exec-config.ts'
+import type { ExecTemplates } from '../actors/worker/runners/types.ts'
+import type { Capabilities } from './probe/types.ts'
 
 export const VERSION: string = pkg.version
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4170'
@@ -48,6 +57,8 @@ export interface NodeOptions {
   trust?: string[]
   /** trust the peer joined through (default true) */
   trustBootstrap?: boolean
+  /** trust every peer of the mesh (with a pre-shared key: every holder of the key) */
+  trustMesh?: boolean
   /** control API address, or false for none */
   api?: { host: string, port: number } | false
   /** extra API routes (campaign endpoints mount here) */
@@ -57,6 +68,8 @@ export interface NodeOptions {
   /** re-probe this often (default 10 min) */
   probeIntervalMs?: number
   slots?: number
+  /** YAML/JSON file of the command templates exec workloads may run on this node */
+  execConfig?: string
   timings?: Partial<LivenessTimings>
   /** how long draining waits for running work before stopping anyway */
   drainTimeoutMs?: number
@@ -91,7 +104,12 @@ export class ZpNode {
   readonly trust: Trust
   readonly db: Db
   readonly psk: Psk | undefined
+  readonly blobs: BlobService
+  readonly #blobAccess: BlobAccess
   readonly #opts: NodeOptions
+  readonly #execTemplates: ExecTemplates
+  #execCapabilities: Capabilities = {}
+  #campaigns: CampaignService | undefined
   readonly #transport: ActorTransport
   readonly #drainHooks = new Set<DrainHook>()
   readonly #transitionListeners = new Set<(t: Transition) => void>()
@@ -105,7 +123,7 @@ export class ZpNode {
   #busySlots = 0
 
   private constructor (init: {
-    opts: NodeOptions, peerId: string, name: string, log: Logger, libp2p: MeshLibp2p, db: Db, psk: Psk | undefined, trust: Trust
+    opts: NodeOptions, peerId: string, name: string, log: Logger, libp2p: MeshLibp2p, db: Db, psk: Psk | undefined, trust: Trust, blobStore: BlobStore, execTemplates: ExecTemplates
   }) {
     this.#opts = init.opts
     this.peerId = init.peerId
@@ -117,6 +135,14 @@ export class ZpNode {
     this.db = init.db
     this.psk = init.psk
     this.trust = init.trust
+    this.#execTemplates = init.execTemplates
+    this.#blobAccess = new BlobAccess(peer => this.trust.isTrusted(peer))
+    this.blobs = new BlobService({
+      libp2p: init.libp2p,
+      store: init.blobStore,
+      access: this.#blobAccess,
+      log: this.log.child({ component: 'blobs' })
+    })
     this.#transport = new ActorTransport(async (peer, signal) => await this.libp2p.dialProtocol(peerIdFromString(peer), ACTOR_PROTOCOL, {
       signal, maxOutboundStreams: MAX_STREAMS
     }), this.log.child({ component: 'actor-transport' }))
@@ -135,10 +161,15 @@ export class ZpNode {
         .child({ node: name, nodeId: peerId.slice(-8) })
       if (created) log.info({ peerId }, 'created a new node identity')
       const psk = opts.pskFile != null ? await loadPsk(opts.pskFile) : undefined
+      const execTemplates = opts.execConfig != null ? await loadExecConfig(opts.execConfig) : {}
       const db = await openDb(paths.db, opts.dataDir)
       cleanup.push(async () => { await db.close() })
+      const blobStore = await BlobStore.open(paths.blobs)
       const libp2p = await createMeshLibp2p({ privateKey: key, listen: opts.listen ?? [DEFAULT_LISTEN], announce: opts.announce, psk: psk?.bytes })
-      const node = new ZpNode({ opts, peerId, name, log, libp2p, db, psk, trust: new Trust(peerId, opts.trust ?? []) })
+      const node = new ZpNode({ opts, peerId, name, log, libp2p, db, psk, trust: new Trust(peerId, opts.trust ?? [], { mesh: opts.trustMesh }), blobStore, execTemplates })
+      if (opts.trustMesh === true && psk == null) {
+        log.warn('--trust-mesh without --psk: any host that can reach this node may run work on it; use a pre-shared key')
+      }
       cleanup.push(async () => { await node.#teardown() })
       await node.#start()
       return node
@@ -154,6 +185,12 @@ export class ZpNode {
 
   get apiUrl (): string | undefined {
     return this.#api?.url
+  }
+
+  /** campaigns: submit, status, cancel and export (what the REST routes call) */
+  get campaigns (): CampaignService {
+    if (this.#campaigns == null) throw new Error('the node has not started')
+    return this.#campaigns
   }
 
   get capabilities (): CapabilityReport | null {
@@ -211,7 +248,7 @@ export class ZpNode {
       pid: process.pid,
       dataDir: this.dataDir,
       pskFingerprint: this.psk?.fingerprint ?? null,
-      trusted: this.trust.list(),
+      trusted: this.trust.mesh ? 'every peer of the mesh (--trust-mesh)' : this.trust.list(),
       slots: this.slots(),
       capabilities: this.#capabilities
     }
@@ -248,6 +285,31 @@ export class ZpNode {
       info: () => this.info(),
       drain: (reason) => { void this.drain(reason) }
     }))
+    this.#execCapabilities = await execCapabilities(this.#execTemplates)
+    const campaigns = new CampaignService({
+      self: this.peerId,
+      name: this.name,
+      version: VERSION,
+      host: this.host,
+      db: this.db,
+      runsDir: dataPaths(this.dataDir).runs,
+      log: this.log,
+      blobs: this.blobs,
+      access: this.#blobAccess,
+      slots: this.slots().total,
+      execTemplates: this.#execTemplates,
+      capabilities: () => this.#capabilities,
+      peers: async () => await this.peers(),
+      setBusy: (busy) => { this.setBusySlots(busy) }
+    })
+    this.#campaigns = campaigns
+    this.onDrain(async (signal) => { await campaigns.drain(signal) })
+    this.onPeerTransition((t) => {
+      if (t.to === 'dead' || t.to === 'draining') {
+        void this.host.tell({ peer: this.peerId, name: COORDINATOR_ACTOR }, { type: 'peer-lost', peer: t.peerId, state: t.to }).catch(() => {})
+      }
+    })
+    await this.blobs.start()
 
     await libp2p.handle(ACTOR_PROTOCOL, (stream, connection) => {
       this.#transport.accept(stream, connection.remotePeer.toString(), this.host)
@@ -286,7 +348,7 @@ export class ZpNode {
         port: api.port,
         token: await loadOrCreateToken(this.dataDir),
         log,
-        routes: [nodeRoutes(this), ...(this.#opts.apiRoutes ?? [])]
+        routes: [nodeRoutes(this), campaignRoutes(campaigns), ...(this.#opts.apiRoutes ?? [])]
       })
     }
 
@@ -394,7 +456,8 @@ export class ZpNode {
     this.#probeTimer.unref()
   }
 
-  #setCapabilities (report: CapabilityReport): void {
+  #setCapabilities (probed: CapabilityReport): void {
+    const report = { ...probed, capabilities: { ...probed.capabilities, ...this.#execCapabilities } }
     // the hash covers what was found, not when: an unchanged re-probe costs peers nothing
     const hash = createHash('sha256').update(JSON.stringify([report.host, sortKeys(report.capabilities)])).digest('hex').slice(0, 32)
     const first = this.#capabilities == null
@@ -444,6 +507,8 @@ export class ZpNode {
     await this.#api?.close().catch(() => {})
     this.#transport.stop()
     await this.host.stop()
+    await this.#campaigns?.stop().catch(() => {})
+    await this.blobs.stop()
     try {
       await this.libp2p.stop()
     } catch (err) {

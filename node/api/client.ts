@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { dataPaths, readNodeInfo } from '../datadir.ts'
 
 export class ApiClientError extends Error {
@@ -58,6 +60,17 @@ export class ApiClient {
   }
 
   async request<T> (method: string, path: string, opts: { body?: unknown, timeoutMs?: number, signal?: AbortSignal } = {}): Promise<T> {
+    const res = await this.#fetch(method, path, opts)
+    return parseBody(await res.text()) as T
+  }
+
+  /** The response body as a stream (result exports can be large); errors as for request(). */
+  async raw (method: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const res = await this.#fetch(method, path, { ...opts, timeoutMs: 24 * 3600_000 })
+    return res.body != null ? Readable.fromWeb(res.body as WebReadableStream) : Readable.from([])
+  }
+
+  async #fetch (method: string, path: string, opts: { body?: unknown, timeoutMs?: number, signal?: AbortSignal }): Promise<Response> {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? 15_000), ...(opts.signal != null ? [opts.signal] : [])]
     let res: Response
     try {
@@ -71,22 +84,25 @@ export class ApiClient {
       const why = (err as Error).name === 'TimeoutError' ? 'timed out' : ((err as { cause?: Error }).cause?.message ?? (err as Error).message)
       throw new ApiClientError(`cannot reach the node's control API at ${this.#target.url} (${why}); is the node running?`)
     }
-    const text = await res.text()
-    let body: unknown
-    try {
-      body = text === '' ? undefined : JSON.parse(text)
-    } catch {
-      body = text
-    }
     if (!res.ok) {
-      const message = (body as { message?: string } | undefined)?.message ?? text
+      const text = await res.text()
+      const message = (parseBody(text) as { message?: string } | undefined)?.message ?? text
       if (res.status === 401) throw new ApiClientError(`the node refused the API token: ${message}`, 401)
       throw new ApiClientError(message, res.status)
     }
-    return body as T
+    return res
   }
 
   async get<T> (path: string, opts?: { timeoutMs?: number, signal?: AbortSignal }): Promise<T> {
     return await this.request<T>('GET', path, opts)
+  }
+}
+
+function parseBody (text: string): unknown {
+  if (text === '') return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
   }
 }

@@ -22,9 +22,11 @@ interface NodeFlags {
   psk?: string
   trust?: string[]
   trustBootstrap: boolean
+  trustMesh?: boolean
   probePlugin?: string[]
   onnxProbe: boolean
   slots?: number
+  execConfig?: string
   heartbeatMs?: number
   suspectAfterMs?: number
   deadAfterMs?: number
@@ -43,9 +45,11 @@ function nodeOptions (cmd: Command): Command {
     .option('--psk <file>', 'pre-shared key file: only nodes with the same key can connect (zp-node psk generate)')
     .option('--trust <peerId>', 'peer whose coordinators may use this node, repeatable', collect)
     .option('--no-trust-bootstrap', 'do not trust the peer this node joined through')
+    .option('--trust-mesh', 'trust every peer of the mesh, so a campaign submitted on any node may use this one (use with --psk)')
     .option('--probe-plugin <file>', 'ES module exporting probe() for custom accelerators, repeatable', collect)
     .option('--no-onnx-probe', 'skip probing ONNX Runtime execution providers')
     .option('--slots <n>', 'work slots offered (default: CPU cores)', positiveInt('--slots'))
+    .option('--exec-config <file>', 'YAML of the command templates exec campaigns may run here (advertised as exec.<name>)')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 1000)', positiveInt('--heartbeat-ms'))
     .option('--suspect-after-ms <ms>', 'silence before a peer is SUSPECT (default 4000)', positiveInt('--suspect-after-ms'))
     .option('--dead-after-ms <ms>', 'silence before a peer is DEAD (default 8000)', positiveInt('--dead-after-ms'))
@@ -86,9 +90,11 @@ function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
     pskFile: flags.psk,
     trust: flags.trust,
     trustBootstrap: flags.trustBootstrap,
+    trustMesh: flags.trustMesh,
     api: flags.api === false ? false : flags.api != null ? parseApiAddress(flags.api) : DEFAULT_API,
     probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
     slots: flags.slots,
+    execConfig: flags.execConfig,
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
     logger: createLogger({ file: dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })

@@ -3,6 +3,7 @@ import { ApiClient, resolveApiTarget } from '../api/client.ts'
 import type { PeerJson } from '../api/routes.ts'
 import { resolveDataDir } from '../datadir.ts'
 import { VERSION } from '../node.ts'
+import { campaignCommands } from './campaigns.ts'
 import { exitWithError } from './errors.ts'
 import { renderPeerTable } from './format.ts'
 
@@ -36,6 +37,8 @@ export function buildProgram (): Command {
       const peers = await (await client(flags)).get<PeerJson[]>('/v1/peers')
       process.stdout.write(flags.json === true ? JSON.stringify(peers, null, 2) + '\n' : renderPeerTable(peers) + '\n')
     })
+
+  campaignCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
 
   return program
 }

@@ -1,0 +1,469 @@
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { describeError } from '../runtime/errors.ts'
+import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
+import type { PeerView } from '../membership/membership.ts'
+import {
+  CoordinatorRequestSchema, LeaseReplySchema, WORKER_ACTOR, WORKER_QUEUE_FACTOR,
+  type CoordinatorRequest, type LeaseReply, type ResultAck, type WorkerRequest
+} from '../../protocols/campaign/messages.ts'
+import type { Shard, ShardOutput } from '../../protocols/campaign/shard.ts'
+import { PRIORITIES, type BlobRef, type CampaignSpec } from '../../protocols/campaign/spec.ts'
+import { CampaignRun, type LeaseInfo } from './campaign.ts'
+import { correctness, scalarOf, type CorrectnessReport } from './correctness.ts'
+import { canWork, missing, noPeerReason } from './match.ts'
+import { ShardPlan } from './plan.ts'
+import { appendMetrics, writeConfig, writeSummary } from './reports.ts'
+import type { ResultStore } from './results.ts'
+import { liveStatus, recordedStatus, type CampaignStatus } from './status.ts'
+
+export { COORDINATOR_ACTOR } from '../../protocols/campaign/messages.ts'
+
+/** What the coordinator needs from its node. */
+export interface CoordinatorPorts {
+  self: string
+  selfName: string
+  version: string
+  store: ResultStore
+  runsDir: string
+  peers: () => Promise<PeerView[]>
+  blobs: {
+    /** let `peer` fetch these blobs from this node, until `scope` (the campaign id) is revoked */
+    grant: (scope: string, peer: string, hashes: string[]) => void
+    revoke: (scope: string) => void
+    /** sha256 of bytes [start, end) of a stored blob */
+    sliceHash: (ref: BlobRef, start: number, end: number) => Promise<string>
+    /** the local file of a stored blob */
+    path: (hash: string) => string
+    /** fetch a blob another peer holds (a worker's large result) */
+    fetch: (peer: string, ref: BlobRef, signal: AbortSignal) => Promise<Uint8Array>
+  }
+}
+
+export interface SubmitCampaign {
+  type: 'submit'
+  id: string
+  spec: CampaignSpec
+  specHash: string
+  /** rows campaigns: shard byte offsets of the data set */
+  offsets?: number[]
+}
+
+type LocalMessage =
+  | SubmitCampaign
+  | { type: 'status', id: string }
+  | { type: 'list' }
+  | { type: 'cancel', id: string }
+  | { type: 'tick' }
+  | { type: 'peers', peers: PeerView[] }
+  | { type: 'peer-lost', peer: string, state: string }
+  | { type: 'lease-reply', campaignId: string, worker: string, sent: Array<{ index: number, epoch: number }>, reply?: LeaseReply, error?: { name: string, message: string } }
+
+export type CoordinatorMessage = CoordinatorRequest | LocalMessage
+
+const TICK_MS = 500
+const METRICS_EVERY_MS = 1000
+const MAX_LEASES_PER_MESSAGE = 64
+const LEASE_ASK_TIMEOUT_MS = 15_000
+/** how long a worker that refused (busy) or failed a lease is left alone */
+const BUSY_BACKOFF_MS = 250
+const REFUSING_BACKOFF_MS = 30_000
+const PRIORITY_RANK = Object.fromEntries(PRIORITIES.map((p, i) => [p, i])) as Record<string, number>
+
+/**
+ * The coordinator of the campaigns submitted on this node. It turns each
+ * campaign into leases for capable peers (by priority, balancing by free
+ * slots), stores results durably before acknowledging them, retries failed
+ * shards with backoff up to a dead-letter list, re-queues the shards of dead
+ * or silent workers without counting them against the shard, and writes the
+ * run's config, metrics and summary under runs/<id>/.
+ */
+export function coordinatorActor (ports: CoordinatorPorts): ActorDefinition<CoordinatorMessage> {
+  return {
+    // workers are not necessarily trusted by this node: what they send is checked against the leases granted
+    access: 'public',
+    schema: CoordinatorRequestSchema as never,
+    mailboxSize: 8192,
+    create: (ctx) => new Coordinator(ports, ctx)
+  }
+}
+
+class Coordinator implements Behavior<CoordinatorMessage> {
+  readonly #ports: CoordinatorPorts
+  readonly #ctx: ActorContext
+  readonly #log: Logger
+  readonly #runs = new Map<string, CampaignRun>()
+  readonly #busyUntil = new Map<string, number>()
+  /** workers that held a lease of a shard before it was re-queued: their late result is still theirs to give */
+  readonly #previous = new Map<string, Set<string>>()
+  readonly #sliceHashes = new Map<string, string>()
+  readonly #timer: ReturnType<typeof setInterval>
+  #peers: PeerView[] = []
+  #lastMetrics = 0
+  #refreshing = false
+
+  constructor (ports: CoordinatorPorts, ctx: ActorContext) {
+    this.#ports = ports
+    this.#ctx = ctx
+    this.#log = ctx.log
+    this.#timer = setInterval(() => { void ctx.tell(ctx.self, { type: 'tick' }).catch(() => {}) }, TICK_MS)
+  }
+
+  stopped (): void {
+    clearInterval(this.#timer)
+  }
+
+  receive (msg: CoordinatorMessage, meta: MessageMeta): unknown {
+    const now = Date.now()
+    switch (msg.type) {
+      case 'progress': return this.#onProgress(msg, meta.from, now)
+      case 'result': return this.#onResult(msg, meta.from, now)
+      case 'release': return this.#onRelease(msg, meta.from, now)
+    }
+    if (meta.from !== this.#ports.self) return undefined
+    switch (msg.type) {
+      case 'submit': return this.#submit(msg, now)
+      case 'status': return this.#status(msg.id, now)
+      case 'list': return this.#list(now)
+      case 'cancel': return this.#cancel(msg.id, now)
+      case 'tick': this.#tick(now); return
+      case 'peers': this.#peers = msg.peers; this.#schedule(now); return
+      case 'peer-lost': this.#onPeerLost(msg.peer, msg.state, now); return
+      case 'lease-reply': this.#onLeaseReply(msg, now); return
+    }
+  }
+
+  async #submit (msg: SubmitCampaign, now: number): Promise<CampaignStatus> {
+    const plan = new ShardPlan(msg.spec.shards, { rows: msg.spec.workload.kind === 'onnx' ? msg.spec.workload.data.rows : undefined, offsets: msg.offsets })
+    const run = new CampaignRun({ id: msg.id, spec: msg.spec, plan, createdAt: now })
+    const runDir = this.#runDir(run.id)
+    this.#peers = await this.#ports.peers()
+    await writeConfig(runDir, {
+      id: run.id,
+      specHash: msg.specHash,
+      spec: msg.spec,
+      coordinator: { peerId: this.#ports.self, name: this.#ports.selfName },
+      version: this.#ports.version,
+      createdAt: now,
+      hardware: this.#peers.filter(p => p.state !== 'dead').map(p => ({
+        peerId: p.peerId, name: p.name, state: p.state, slots: p.slots, host: p.capabilities?.host ?? null,
+        capabilities: Object.entries(p.capabilities?.capabilities ?? {}).filter(([, c]) => c.status === 'ok').map(([k]) => k)
+      }))
+    })
+    this.#runs.set(run.id, run)
+    await this.#save(run, msg.specHash, msg.offsets)
+    this.#log.info({ campaign: run.id, name: msg.spec.name, shards: plan.count, priority: msg.spec.priority }, `campaign ${msg.spec.name} submitted`)
+    if (run.finished) this.#finalize(run)
+    this.#schedule(now)
+    return liveStatus(run, now, this.#ports.self, runDir)
+  }
+
+  async #status (id: string, now: number): Promise<CampaignStatus | null> {
+    const run = this.#runs.get(id)
+    if (run != null) return liveStatus(run, now, this.#ports.self, this.#runDir(id))
+    const rec = await this.#ports.store.campaign(id)
+    return rec != null ? recordedStatus(rec, this.#ports.self) : null
+  }
+
+  async #list (now: number): Promise<CampaignStatus[]> {
+    const live = [...this.#runs.values()].map(r => liveStatus(r, now, this.#ports.self, this.#runDir(r.id)))
+    const recorded = (await this.#ports.store.campaigns()).filter(r => !this.#runs.has(r.id)).map(r => recordedStatus(r, this.#ports.self))
+    return [...live, ...recorded].sort((a, b) => b.createdAt - a.createdAt)
+  }
+
+  async #cancel (id: string, now: number): Promise<CampaignStatus | null> {
+    const run = this.#runs.get(id)
+    if (run == null) return await this.#status(id, now)
+    const leases = run.cancel(now)
+    const byWorker = groupBy(leases, l => l.worker)
+    for (const [worker, ls] of byWorker) this.#tellWorker(worker, { type: 'cancel', campaignId: id, shards: ls.map(l => l.index) })
+    if (leases.length > 0 || run.state === 'CANCELLED') {
+      this.#log.info({ campaign: id, aborted: leases.length, done: run.doneCount }, 'campaign cancelled; finished shards kept')
+      this.#finalize(run)
+    }
+    return liveStatus(run, now, this.#ports.self, this.#runDir(id))
+  }
+
+  #tick (now: number): void {
+    this.#refreshPeers()
+    for (const run of this.#runs.values()) {
+      for (const l of run.expire(now)) {
+        this.#remember(run.id, l)
+        this.#log.warn({ campaign: run.id, shard: l.index, worker: l.workerName }, 'lease expired (worker silent); shard re-queued')
+      }
+    }
+    this.#schedule(now)
+    if (now - this.#lastMetrics >= METRICS_EVERY_MS) {
+      this.#lastMetrics = now
+      for (const run of this.#runs.values()) {
+        if (run.finished) continue
+        void appendMetrics(this.#runDir(run.id), liveStatus(run, now, this.#ports.self, this.#runDir(run.id)), now)
+          .catch((err: unknown) => { this.#log.warn({ campaign: run.id, err: describeError(err) }, 'cannot append metrics') })
+      }
+    }
+  }
+
+  #refreshPeers (): void {
+    if (this.#refreshing) return
+    this.#refreshing = true
+    this.#ports.peers()
+      .then(async peers => { await this.#ctx.tell(this.#ctx.self, { type: 'peers', peers }) })
+      .catch(() => {})
+      .finally(() => { this.#refreshing = false })
+  }
+
+  #onPeerLost (peer: string, state: string, now: number): void {
+    this.#peers = this.#peers.map(p => p.peerId === peer ? { ...p, state: state as PeerView['state'] } : p)
+    if (state !== 'dead') return
+    for (const run of this.#runs.values()) {
+      const leases = [...run.leases()].filter(l => l.worker === peer)
+      for (const l of leases) this.#remember(run.id, l)
+      const lost = run.workerLost(peer)
+      if (lost.length > 0) this.#log.warn({ campaign: run.id, worker: peer, shards: lost }, `worker died; ${lost.length} shard(s) re-queued (not counted as attempts)`)
+    }
+    this.#schedule(now)
+  }
+
+  /**
+   * Matches ready shards to capable peers with room, campaigns by priority
+   * (then age), each peer's room counted across all campaigns of this node.
+   */
+  #schedule (now: number): void {
+    const runs = [...this.#runs.values()]
+      .filter(r => r.hasReady(now))
+      .sort((a, b) => PRIORITY_RANK[b.spec.priority]! - PRIORITY_RANK[a.spec.priority]! || a.createdAt - b.createdAt)
+    if (runs.length === 0) return
+    const inFlight = new Map<string, number>()
+    for (const run of this.#runs.values()) for (const l of run.leases()) inFlight.set(l.worker, (inFlight.get(l.worker) ?? 0) + 1)
+    const room = (p: PeerView): number => (this.#busyUntil.get(p.peerId) ?? 0) > now ? 0 : p.slots.total * WORKER_QUEUE_FACTOR - (inFlight.get(p.peerId) ?? 0)
+    const working = this.#peers.filter(canWork)
+
+    for (const run of runs) {
+      const capable = working.filter(p => missing(p, run.spec.requires).length === 0)
+      if (capable.length === 0) {
+        run.waiting = noPeerReason(this.#peers, run.spec.requires)
+        continue
+      }
+      const byRoom = capable.map(p => ({ p, free: room(p) })).filter(x => x.free > 0).sort((a, b) => b.free - a.free)
+      if (byRoom.length === 0) {
+        run.waiting = `no free slot on ${capable.length} capable peer${capable.length === 1 ? '' : 's'}`
+        continue
+      }
+      for (const { p, free } of byRoom) {
+        const indexes = run.take(Math.min(free, MAX_LEASES_PER_MESSAGE), now)
+        if (indexes.length === 0) break
+        const leases = indexes.map(i => run.lease(i, p.peerId, p.name, now))
+        inFlight.set(p.peerId, (inFlight.get(p.peerId) ?? 0) + leases.length)
+        this.#sendLeases(run, p.peerId, leases)
+      }
+    }
+  }
+
+  #sendLeases (run: CampaignRun, worker: string, leases: LeaseInfo[]): void {
+    const sent = leases.map(l => ({ index: l.index, epoch: l.epoch }))
+    const work = async (): Promise<LocalMessage> => {
+      const shards = await Promise.all(leases.map(async l => await this.#shard(run, l.index)))
+      this.#ports.blobs.grant(run.id, worker, blobHashes(run.spec, shards))
+      const reply = await this.#ctx.ask({ peer: worker, name: WORKER_ACTOR }, {
+        type: 'lease',
+        campaignId: run.id,
+        campaignName: run.spec.name,
+        workload: run.spec.workload,
+        params: run.spec.params,
+        leases: leases.map((l, i) => ({ shard: shards[i]!, attempt: l.attempt, epoch: l.epoch, timeoutMs: run.spec.shardTimeoutMs }))
+      } satisfies WorkerRequest, { timeoutMs: LEASE_ASK_TIMEOUT_MS, replySchema: LeaseReplySchema })
+      return { type: 'lease-reply', campaignId: run.id, worker, sent, reply }
+    }
+    work()
+      .catch((err: unknown) => ({ type: 'lease-reply' as const, campaignId: run.id, worker, sent, error: { name: (err as Error).name, message: describeError(err) } }))
+      .then(async msg => { await this.#ctx.tell(this.#ctx.self, msg) })
+      .catch(() => {})
+  }
+
+  async #shard (run: CampaignRun, index: number): Promise<Shard> {
+    const shard = run.plan.at(index)
+    if (shard.kind !== 'rows') return shard
+    const key = `${run.id}:${index}`
+    let sliceHash = this.#sliceHashes.get(key)
+    if (sliceHash == null) {
+      if (run.spec.workload.kind !== 'onnx') throw new Error('rows shards need an onnx workload')
+      sliceHash = await this.#ports.blobs.sliceHash(run.spec.workload.data.blob, shard.byteStart, shard.byteEnd)
+      if (this.#sliceHashes.size > 50_000) this.#sliceHashes.clear()
+      this.#sliceHashes.set(key, sliceHash)
+    }
+    return { ...shard, sliceHash }
+  }
+
+  #onLeaseReply (msg: Extract<LocalMessage, { type: 'lease-reply' }>, now: number): void {
+    const run = this.#runs.get(msg.campaignId)
+    if (run == null) return
+    if (msg.error != null) {
+      for (const s of msg.sent) run.unlease(s.index, s.epoch)
+      const refusing = msg.error.name === 'NotAuthorizedError'
+      this.#busyUntil.set(msg.worker, now + (refusing ? REFUSING_BACKOFF_MS : BUSY_BACKOFF_MS))
+      this.#log.warn({ campaign: run.id, worker: msg.worker, err: msg.error.message },
+        refusing ? `worker does not trust this node; start it with --trust ${this.#ports.self} (or join through this node)` : 'could not lease shards to worker')
+    } else if (msg.reply != null) {
+      const byEpoch = new Map(msg.sent.map(s => [s.epoch, s.index]))
+      for (const r of msg.reply.refused) {
+        const index = byEpoch.get(r.epoch)
+        if (index != null) run.unlease(index, r.epoch)
+      }
+      if (msg.reply.refused.length > 0) this.#busyUntil.set(msg.worker, now + BUSY_BACKOFF_MS)
+    }
+    this.#schedule(now)
+  }
+
+  #onProgress (msg: Extract<CoordinatorRequest, { type: 'progress' }>, from: string, now: number): void {
+    this.#runs.get(msg.campaignId)?.progress(msg.index, msg.epoch, from, msg.fraction, now)
+  }
+
+  async #onResult (msg: Extract<CoordinatorRequest, { type: 'result' }>, from: string, now: number): Promise<ResultAck> {
+    const run = this.#runs.get(msg.campaignId)
+    if (run == null) return { ok: false, stale: true }
+    if (run.isDone(msg.index)) return { ok: true, duplicate: true }
+    if (!this.#held(run, msg.index, from)) {
+      this.#log.warn({ campaign: run.id, shard: msg.index, from }, 'result from a peer that holds no lease for the shard: ignored')
+      return { ok: false, stale: true }
+    }
+    if (!msg.outcome.ok) {
+      const verdict = run.fail(msg.index, msg.epoch, from, msg.outcome.error, msg.outcome.retryable, now)
+      if (verdict !== 'stale') {
+        const line = { campaign: run.id, shard: msg.index, attempt: msg.attempt, worker: from, err: msg.outcome.error.split('\n')[0] }
+        if (verdict === 'dead') this.#log.error(line, `shard ${msg.index} failed for good; dead-lettered`)
+        else this.#log.warn(line, `shard ${msg.index} failed; will retry`)
+      }
+      this.#afterChange(run, now)
+      return { ok: true, stale: verdict === 'stale' }
+    }
+    const output = msg.outcome.output ?? await this.#fetchOutput(from, msg.outcome.blob)
+    // durable first: a shard counts as done only once its result is stored
+    await this.#ports.store.put(run.id, msg.index, { rows: output.rows, info: output.info, worker: from, attempt: msg.attempt, durationMs: msg.durationMs })
+    const accelerator = typeof output.info?.executionProvider === 'string' ? `onnx:${output.info.executionProvider}` : run.spec.workload.kind === 'onnx' ? 'onnx' : 'cpu'
+    const { duplicate, supersedes } = run.complete(msg.index, from, now, { durationMs: msg.durationMs, accelerator })
+    this.#previous.delete(`${run.id}:${msg.index}`)
+    if (supersedes != null) this.#tellWorker(supersedes.worker, { type: 'cancel', campaignId: run.id, shards: [msg.index] })
+    this.#afterChange(run, now)
+    return { ok: true, duplicate }
+  }
+
+  #onRelease (msg: Extract<CoordinatorRequest, { type: 'release' }>, from: string, now: number): { ok: boolean } {
+    const run = this.#runs.get(msg.campaignId)
+    const lease = run != null ? [...run.leases()].find(l => l.index === msg.index) : undefined
+    if (run == null || lease == null || lease.worker !== from || lease.epoch !== msg.epoch) return { ok: false }
+    this.#remember(run.id, lease)
+    run.requeue(msg.index, msg.epoch)
+    this.#log.info({ campaign: run.id, shard: msg.index, worker: lease.workerName, reason: msg.reason }, 'shard handed back; re-queued (not an attempt)')
+    this.#schedule(now)
+    return { ok: true }
+  }
+
+  async #fetchOutput (worker: string, ref: BlobRef | undefined): Promise<ShardOutput> {
+    if (ref == null) return { rows: [] }
+    const bytes = await this.#ports.blobs.fetch(worker, ref, AbortSignal.timeout(120_000))
+    return JSON.parse(new TextDecoder().decode(bytes)) as ShardOutput
+  }
+
+  /** Did `peer` hold a lease of this shard, now or before it was re-queued? */
+  #held (run: CampaignRun, index: number, peer: string): boolean {
+    for (const l of run.leases()) if (l.index === index) return l.worker === peer || (this.#previous.get(`${run.id}:${index}`)?.has(peer) ?? false)
+    return this.#previous.get(`${run.id}:${index}`)?.has(peer) ?? false
+  }
+
+  #remember (campaignId: string, lease: LeaseInfo): void {
+    const key = `${campaignId}:${lease.index}`
+    const set = this.#previous.get(key) ?? new Set<string>()
+    set.add(lease.worker)
+    this.#previous.set(key, set)
+  }
+
+  #afterChange (run: CampaignRun, now: number): void {
+    if (run.finished) this.#finalize(run)
+    this.#schedule(now)
+  }
+
+  #finalize (run: CampaignRun): void {
+    const runDir = this.#runDir(run.id)
+    const work = async (): Promise<void> => {
+      const status = liveStatus(run, run.endedAt ?? Date.now(), this.#ports.self, runDir)
+      await appendMetrics(runDir, status, Date.now())
+      const report = await this.#correctness(run)
+      await writeSummary(runDir, run, status, report)
+      await this.#save(run)
+      if (run.leaseCount === 0) this.#ports.blobs.revoke(run.id)
+      this.#log.info({ campaign: run.id, state: run.state, done: run.doneCount, failed: run.deadCount, runDir }, `campaign ${run.spec.name} ${run.state}`)
+    }
+    work().catch((err: unknown) => { this.#log.error({ campaign: run.id, err: describeError(err) }, 'cannot write the campaign summary') })
+  }
+
+  async #correctness (run: CampaignRun): Promise<CorrectnessReport | undefined> {
+    const w = run.spec.workload
+    if (w.kind !== 'onnx' || w.reference == null || run.state === 'CANCELLED') return undefined
+    const rows = w.data.rows
+    const predictions = new Float64Array(rows)
+    const present = new Uint8Array(rows)
+    for await (const { result } of this.#ports.store.results(run.id)) {
+      for (const r of result.rows) {
+        const row = (r as { row?: unknown } | null)?.row
+        const value = scalarOf(r, w.output.column)
+        if (typeof row === 'number' && row >= 0 && row < rows && value != null) {
+          predictions[row] = value
+          present[row] = 1
+        }
+      }
+    }
+    const reference = w.reference.data ?? w.data
+    return await correctness({
+      predictions, present, reference, referencePath: this.#ports.blobs.path(reference.blob.hash), column: w.reference.column, tolerance: w.reference.tolerance
+    })
+  }
+
+  async #save (run: CampaignRun, specHash?: string, offsets?: number[]): Promise<void> {
+    const previous = await this.#ports.store.campaign(run.id)
+    await this.#ports.store.saveCampaign({
+      id: run.id,
+      spec: run.spec,
+      specHash: specHash ?? previous?.specHash ?? '',
+      createdAt: run.createdAt,
+      startedAt: run.startedAt,
+      endedAt: run.endedAt,
+      state: run.state,
+      shards: run.total,
+      done: run.doneCount,
+      deadLetters: run.deadLetters(),
+      runDir: this.#runDir(run.id),
+      offsets: offsets ?? previous?.offsets
+    })
+  }
+
+  #tellWorker (worker: string, msg: WorkerRequest): void {
+    void this.#ctx.tell({ peer: worker, name: WORKER_ACTOR }, msg, { timeoutMs: 10_000 }).catch((err: unknown) => {
+      this.#log.warn({ worker, err: describeError(err) }, `could not tell worker to ${msg.type}`)
+    })
+  }
+
+  #runDir (id: string): string {
+    return join(this.#ports.runsDir, id)
+  }
+}
+
+/** The blobs a worker needs for these shards: the workload's files and, for rows, each slice. */
+function blobHashes (spec: CampaignSpec, shards: Shard[]): string[] {
+  const w = spec.workload
+  const out: string[] = []
+  if (w.kind === 'module') out.push(w.module.hash)
+  if (w.kind === 'onnx') {
+    out.push(w.model.hash, w.data.blob.hash)
+    for (const s of shards) if (s.kind === 'rows') out.push(s.sliceHash)
+  }
+  return out
+}
+
+function groupBy<T> (items: T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>()
+  for (const item of items) {
+    const k = key(item)
+    out.set(k, [...(out.get(k) ?? []), item])
+  }
+  return out
+}

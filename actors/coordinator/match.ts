@@ -1,0 +1,28 @@
+import type { Requirements } from '../../protocols/campaign/spec.ts'
+import type { PeerView } from '../membership/membership.ts'
+
+/** What a peer lacks for a campaign; empty when it can run it. */
+export function missing (peer: PeerView, requires: Requirements): string[] {
+  const caps = peer.capabilities
+  if (caps == null) return ['(capabilities not probed yet)']
+  const lacks = requires.capabilities.filter(key => caps.capabilities[key]?.status !== 'ok')
+  if (caps.host.memoryBytes < requires.minMemoryBytes) {
+    lacks.push(`${(requires.minMemoryBytes / 2 ** 30).toFixed(1)} GB memory (has ${(caps.host.memoryBytes / 2 ** 30).toFixed(1)})`)
+  }
+  return lacks
+}
+
+/** Can this peer take work at all: alive, and not draining. */
+export function canWork (peer: PeerView): boolean {
+  return peer.state === 'alive' && peer.slots.total > 0
+}
+
+/** Why no peer can run a campaign, in a sentence for `zp status`. */
+export function noPeerReason (peers: PeerView[], requires: Requirements): string {
+  const working = peers.filter(canWork)
+  if (working.length === 0) return 'no peer is alive and taking work'
+  const shown = working.slice(0, 4).map(p => `${p.name} lacks ${missing(p, requires).join(', ')}`)
+  const more = working.length > 4 ? `; and ${working.length - 4} more` : ''
+  const wanted = [...requires.capabilities, ...(requires.minMemoryBytes > 0 ? [`${(requires.minMemoryBytes / 2 ** 30).toFixed(1)} GB memory`] : [])]
+  return `no peer meets the requirements (${wanted.join(', ')}): ${shown.join('; ')}${more}`
+}

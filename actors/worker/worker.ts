@@ -1,0 +1,298 @@
+import type { Logger } from 'pino'
+import { backoffDelay } from '../../protocols/common/backoff.ts'
+import { delay } from '../../protocols/common/signals.ts'
+import {
+  COORDINATOR_ACTOR, ResultAckSchema, WORKER_QUEUE_FACTOR, WorkerRequestSchema,
+  type CoordinatorRequest, type Lease, type LeaseReply, type WorkerRequest
+} from '../../protocols/campaign/messages.ts'
+import type { ShardOutput } from '../../protocols/campaign/shard.ts'
+import type { BlobRef, Workload } from '../../protocols/campaign/spec.ts'
+import { describeError } from '../runtime/errors.ts'
+import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
+import { ShardFailure, type Runner, type ShardTask } from './runners/types.ts'
+
+export { WORKER_ACTOR } from '../../protocols/campaign/messages.ts'
+
+/** What the worker needs from its node. */
+export interface WorkerPorts {
+  slots: number
+  runners: Record<Workload['kind'], Runner>
+  blobs: {
+    /** a workload file from `from`'s store (cached after the first time); the local path */
+    fetch: (from: string, ref: BlobRef, signal: AbortSignal) => Promise<string>
+    /** bytes [start, end) of `ref` on `from`, whose sha256 is `hash`; the local path */
+    fetchSlice: (from: string, ref: BlobRef, range: { start: number, end: number, hash: string }, signal: AbortSignal) => Promise<string>
+    /** keep `bytes` for `peer` to fetch (a result too large for a message) */
+    offer: (peer: string, bytes: Uint8Array, name: string) => Promise<BlobRef>
+  }
+  /** tell the node how many slots are busy (advertised as free slots) */
+  setBusy: (busy: number) => void
+}
+
+interface Task {
+  key: string
+  campaignId: string
+  campaignName: string
+  coordinator: string
+  workload: Workload
+  params: Record<string, unknown>
+  lease: Lease
+  abort: AbortController
+  /** why it was aborted: the coordinator cancelled it, or the node is draining */
+  aborted?: 'cancelled' | 'draining'
+}
+
+type LocalMessage =
+  | { type: 'task-done', key: string }
+  | { type: 'delivered' }
+  | { type: 'drain' }
+  | { type: 'status' }
+
+export type WorkerMessage = WorkerRequest | LocalMessage
+
+/** results above this size travel as a blob the coordinator fetches, not in the message */
+const INLINE_OUTPUT_BYTES = 192 * 1024
+const PROGRESS_EVERY_MS = 250
+const DELIVERY: { backoff: { initialMs: number, factor: number, maxMs: number, jitter: number }, giveUpMs: number } = {
+  backoff: { initialMs: 500, factor: 2, maxMs: 15_000, jitter: 0.2 },
+  giveUpMs: 10 * 60_000
+}
+
+/**
+ * The worker actor of a node: takes leases from trusted coordinators (the
+ * host refuses everyone else before this sees anything), runs up to `slots`
+ * shards at once with as many queued behind them, and delivers each outcome
+ * until the coordinator acknowledges it. Draining stops new leases, hands
+ * queued shards back at once and running ones when the drain deadline comes.
+ */
+export function workerActor (ports: WorkerPorts): ActorDefinition<WorkerMessage> {
+  return {
+    access: 'trusted',
+    schema: WorkerRequestSchema as never,
+    mailboxSize: 4096,
+    create: (ctx) => new Worker(ports, ctx)
+  }
+}
+
+class Worker implements Behavior<WorkerMessage> {
+  readonly #ports: WorkerPorts
+  readonly #ctx: ActorContext
+  readonly #log: Logger
+  readonly #queued: Task[] = []
+  readonly #running = new Map<string, Task>()
+  #draining = false
+  /** results being delivered: a slot is free before its result is acknowledged, a drain is not over */
+  #delivering = 0
+  #idle = Promise.withResolvers<void>()
+
+  constructor (ports: WorkerPorts, ctx: ActorContext) {
+    this.#ports = ports
+    this.#ctx = ctx
+    this.#log = ctx.log
+    this.#idle.resolve()
+  }
+
+  stopped (): void {
+    for (const t of [...this.#queued, ...this.#running.values()]) t.abort.abort(new Error('node stopping'))
+  }
+
+  receive (msg: WorkerMessage, meta: MessageMeta): unknown {
+    switch (msg.type) {
+      case 'lease': return this.#onLease(msg, meta.from)
+      case 'cancel': return this.#onCancel(msg, meta.from)
+    }
+    if (meta.from !== this.#ctx.self.peer) return undefined
+    switch (msg.type) {
+      case 'task-done': this.#onTaskDone(msg.key); return
+      case 'delivered': this.#delivering--; this.#checkIdle(); return
+      // not a promise: the caller awaits `idle` without holding this mailbox
+      case 'drain': return this.#onDrain()
+      case 'status': return { running: this.#running.size, queued: this.#queued.length, draining: this.#draining }
+    }
+  }
+
+  #onLease (msg: Extract<WorkerRequest, { type: 'lease' }>, coordinator: string): LeaseReply {
+    const capacity = this.#ports.slots * WORKER_QUEUE_FACTOR
+    const reply: LeaseReply = { accepted: [], refused: [], free: 0 }
+    for (const lease of msg.leases) {
+      const key = `${msg.campaignId}:${lease.shard.index}`
+      if (this.#draining) {
+        reply.refused.push({ epoch: lease.epoch, reason: 'draining' })
+      } else if (this.#running.size + this.#queued.length >= capacity) {
+        reply.refused.push({ epoch: lease.epoch, reason: `busy: ${this.#running.size} running, ${this.#queued.length} queued` })
+      } else if (this.#running.has(key) || this.#queued.some(t => t.key === key)) {
+        reply.refused.push({ epoch: lease.epoch, reason: 'already running this shard' })
+      } else {
+        this.#queued.push({
+          key, campaignId: msg.campaignId, campaignName: msg.campaignName, coordinator, workload: msg.workload, params: msg.params, lease, abort: new AbortController()
+        })
+        reply.accepted.push(lease.epoch)
+      }
+    }
+    this.#pump()
+    reply.free = Math.max(0, capacity - this.#running.size - this.#queued.length)
+    return reply
+  }
+
+  #onCancel (msg: Extract<WorkerRequest, { type: 'cancel' }>, from: string): { cancelled: number } {
+    const match = (t: Task): boolean => t.campaignId === msg.campaignId && t.coordinator === from && (msg.shards == null || msg.shards.includes(t.lease.shard.index))
+    let cancelled = 0
+    for (let i = this.#queued.length - 1; i >= 0; i--) {
+      if (match(this.#queued[i]!)) {
+        this.#queued.splice(i, 1)
+        cancelled++
+      }
+    }
+    for (const t of this.#running.values()) {
+      if (match(t)) {
+        t.aborted = 'cancelled'
+        t.abort.abort(new Error('cancelled by the coordinator'))
+        cancelled++
+      }
+    }
+    if (cancelled > 0) this.#log.info({ campaign: msg.campaignId, shards: cancelled }, 'cancelled shards')
+    return { cancelled }
+  }
+
+  #onDrain (): { idle: Promise<void>, handBack: () => void } {
+    this.#draining = true
+    // queued shards have not started: give them back now
+    for (const t of this.#queued.splice(0)) this.#release(t, 'worker draining before it started the shard')
+    return {
+      idle: this.#idle.promise,
+      // the drain deadline: give back what still runs
+      handBack: () => {
+        for (const t of this.#running.values()) {
+          t.aborted = 'draining'
+          t.abort.abort(new Error('worker draining'))
+        }
+      }
+    }
+  }
+
+  #pump (): void {
+    while (this.#running.size < this.#ports.slots && this.#queued.length > 0) {
+      const task = this.#queued.shift()!
+      if (this.#running.size === 0 && this.#delivering === 0) this.#idle = Promise.withResolvers<void>()
+      this.#running.set(task.key, task)
+      this.#delivering++
+      void this.#run(task)
+    }
+    this.#ports.setBusy(this.#running.size)
+  }
+
+  #onTaskDone (key: string): void {
+    this.#running.delete(key)
+    this.#pump()
+    this.#checkIdle()
+  }
+
+  #checkIdle (): void {
+    if (this.#running.size === 0 && this.#delivering === 0) this.#idle.resolve()
+  }
+
+  /** Runs one shard off the mailbox; its end comes back as a task-done message. */
+  async #run (task: Task): Promise<void> {
+    const started = performance.now()
+    const shard = task.lease.shard
+    const log = this.#log.child({ campaign: task.campaignId, shard: shard.index, attempt: task.lease.attempt })
+    const signal = AbortSignal.any([task.abort.signal, AbortSignal.timeout(task.lease.timeoutMs)])
+    let outcome: Extract<CoordinatorRequest, { type: 'result' }>['outcome'] | undefined
+    try {
+      this.#progress(task, 0)
+      const files = await this.#files(task, signal)
+      let lastProgress = 0
+      const output = await this.#ports.runners[task.workload.kind].run(this.#taskFor(task, files), {
+        signal,
+        log,
+        progress: (fraction) => {
+          const now = Date.now()
+          if (now - lastProgress < PROGRESS_EVERY_MS) return
+          lastProgress = now
+          this.#progress(task, fraction)
+        }
+      })
+      outcome = await this.#outcomeOf(task, output)
+    } catch (err) {
+      if (task.aborted === 'cancelled') {
+        log.info('shard cancelled')
+      } else if (task.aborted === 'draining') {
+        this.#release(task, 'worker drained before the shard finished')
+      } else {
+        const timedOut = signal.aborted && !task.abort.signal.aborted
+        const message = timedOut ? `shard timed out after ${task.lease.timeoutMs} ms` : describeError(err)
+        const retryable = err instanceof ShardFailure ? err.retryable : true
+        log.warn({ err: message, retryable }, 'shard failed')
+        outcome = { ok: false, error: message, retryable }
+      }
+    }
+    const durationMs = performance.now() - started
+    // the slot is free once the work is: delivering the result must not hold it,
+    // or the coordinator's next lease would find this worker still full
+    await this.#ctx.tell(this.#ctx.self, { type: 'task-done', key: task.key }).catch(() => {})
+    if (outcome != null) await this.#deliver(task, outcome, durationMs, log)
+    await this.#ctx.tell(this.#ctx.self, { type: 'delivered' }).catch(() => {})
+  }
+
+  async #files (task: Task, signal: AbortSignal): Promise<ShardTask['files']> {
+    const w = task.workload
+    const from = task.coordinator
+    if (w.kind === 'module') return { module: await this.#ports.blobs.fetch(from, w.module, signal) }
+    if (w.kind === 'onnx') {
+      const shard = task.lease.shard
+      if (shard.kind !== 'rows') throw new ShardFailure('onnx shards must be rows shards', { retryable: false })
+      const [model, data] = await Promise.all([
+        this.#ports.blobs.fetch(from, w.model, signal),
+        this.#ports.blobs.fetchSlice(from, w.data.blob, { start: shard.byteStart, end: shard.byteEnd, hash: shard.sliceHash }, signal)
+      ])
+      return { model, data }
+    }
+    return {}
+  }
+
+  #taskFor (task: Task, files: ShardTask['files']): ShardTask {
+    return { campaignId: task.campaignId, shard: task.lease.shard, attempt: task.lease.attempt, params: task.params, workload: task.workload, files }
+  }
+
+  async #outcomeOf (task: Task, output: ShardOutput): Promise<{ ok: true, output?: ShardOutput, blob?: BlobRef }> {
+    const json = JSON.stringify(output)
+    if (json.length <= INLINE_OUTPUT_BYTES) return { ok: true, output }
+    const blob = await this.#ports.blobs.offer(task.coordinator, new TextEncoder().encode(json), `${task.campaignId}-${task.lease.shard.index}.json`)
+    return { ok: true, blob }
+  }
+
+  /** Until the coordinator acknowledges (stored durably), or says the lease is no longer ours. */
+  async #deliver (task: Task, outcome: Extract<CoordinatorRequest, { type: 'result' }>['outcome'], durationMs: number, log: Logger): Promise<void> {
+    const msg: CoordinatorRequest = {
+      type: 'result', campaignId: task.campaignId, index: task.lease.shard.index, epoch: task.lease.epoch, attempt: task.lease.attempt, durationMs, outcome
+    }
+    const giveUpAt = Date.now() + DELIVERY.giveUpMs
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const ack = await this.#ctx.ask({ peer: task.coordinator, name: COORDINATOR_ACTOR }, msg, { timeoutMs: 30_000, replySchema: ResultAckSchema })
+        if (ack.stale === true && ack.ok !== true) log.info('result refused as stale: the shard belongs to another lease now')
+        return
+      } catch (err) {
+        if (Date.now() > giveUpAt) {
+          log.error({ err: describeError(err) }, 'gave up delivering a shard result; the coordinator will re-run the shard')
+          return
+        }
+        const wait = backoffDelay(DELIVERY.backoff, attempt)
+        log.warn({ err: describeError(err), retryInMs: wait }, 'could not deliver the shard result; retrying')
+        await delay(wait)
+      }
+    }
+  }
+
+  #progress (task: Task, fraction: number): void {
+    const msg: CoordinatorRequest = { type: 'progress', campaignId: task.campaignId, index: task.lease.shard.index, epoch: task.lease.epoch, fraction }
+    void this.#ctx.tell({ peer: task.coordinator, name: COORDINATOR_ACTOR }, msg, { timeoutMs: 5000 }).catch(() => {})
+  }
+
+  #release (task: Task, reason: string): void {
+    const msg: CoordinatorRequest = { type: 'release', campaignId: task.campaignId, index: task.lease.shard.index, epoch: task.lease.epoch, reason }
+    void this.#ctx.ask({ peer: task.coordinator, name: COORDINATOR_ACTOR }, msg, { timeoutMs: 5000 }).catch((err: unknown) => {
+      this.#log.warn({ campaign: task.campaignId, shard: task.lease.shard.index, err: describeError(err) }, 'could not hand the shard back; its lease will expire')
+    })
+  }
+}

@@ -1,0 +1,74 @@
+import type { Hono } from 'hono'
+import { stream } from 'hono/streaming'
+import { z } from 'zod'
+import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import { summarizeIssues } from '../../protocols/common/validate.ts'
+import type { ExportFormat } from './export.ts'
+
+/** What the REST routes need from the node's campaign service. */
+export interface CampaignApi {
+  submit: (body: SubmitBody) => Promise<CampaignStatus>
+  list: () => Promise<CampaignStatus[]>
+  status: (id: string) => Promise<CampaignStatus | null>
+  cancel: (id: string) => Promise<CampaignStatus | null>
+  /** null when the campaign is unknown here */
+  results: (id: string, format: ExportFormat) => Promise<AsyncIterable<string> | null>
+  /** summary.md once the campaign has ended; null when unknown or not ended */
+  summary: (id: string) => Promise<string | null>
+}
+
+/**
+ * A campaign file on this machine (what `zp submit` sends), or the spec as
+ * JSON with the folder its relative paths start from (any script).
+ */
+export const SubmitBodySchema = z.union([
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ spec: z.record(z.string(), z.unknown()), baseDir: z.string().min(1) }).strict()
+], { message: 'expected {"file": "/path/to/campaign.yaml"} or {"spec": {...}, "baseDir": "/path"}' })
+export type SubmitBody = z.infer<typeof SubmitBodySchema>
+
+const FormatSchema = z.enum(['jsonl', 'csv'])
+
+export function campaignRoutes (api: CampaignApi) {
+  return (app: Hono): void => {
+    app.post('/v1/campaigns', async c => {
+      const body = SubmitBodySchema.safeParse(await c.req.json().catch(() => undefined))
+      if (!body.success) return c.json({ error: 'invalid_request', message: summarizeIssues(body.error) }, 400)
+      try {
+        return c.json(await api.submit(body.data), 201)
+      } catch (err) {
+        if ((err as Error).name === 'CampaignFileError') return c.json({ error: 'invalid_campaign', message: (err as Error).message }, 400)
+        throw err
+      }
+    })
+    app.get('/v1/campaigns', async c => c.json(await api.list()))
+    app.get('/v1/campaigns/:id', async c => {
+      const status = await api.status(c.req.param('id'))
+      return status == null ? notFound(c, c.req.param('id')) : c.json(status)
+    })
+    app.post('/v1/campaigns/:id/cancel', async c => {
+      const status = await api.cancel(c.req.param('id'))
+      return status == null ? notFound(c, c.req.param('id')) : c.json(status)
+    })
+    app.get('/v1/campaigns/:id/summary', async c => {
+      const text = await api.summary(c.req.param('id'))
+      if (text == null) return c.json({ error: 'not_found', message: `no summary for ${c.req.param('id')} yet: a summary is written when a campaign ends` }, 404)
+      c.header('content-type', 'text/markdown; charset=utf-8')
+      return c.body(text)
+    })
+    app.get('/v1/campaigns/:id/results', async c => {
+      const format = FormatSchema.safeParse(c.req.query('format') ?? 'jsonl')
+      if (!format.success) return c.json({ error: 'invalid_request', message: 'format must be jsonl or csv' }, 400)
+      const rows = await api.results(c.req.param('id'), format.data)
+      if (rows == null) return notFound(c, c.req.param('id'))
+      c.header('content-type', format.data === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+      return stream(c, async s => {
+        for await (const chunk of rows) await s.write(chunk)
+      })
+    })
+  }
+}
+
+function notFound (c: { json: (body: unknown, status: 404) => Response }, id: string): Response {
+  return c.json({ error: 'not_found', message: `no campaign ${id} on this node; 'zp runs' lists the campaigns it coordinates` }, 404)
+}

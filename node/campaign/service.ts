@@ -1,0 +1,154 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { coordinatorActor, COORDINATOR_ACTOR, type CoordinatorMessage } from '../../actors/coordinator/coordinator.ts'
+import { ResultStore } from '../../actors/coordinator/results.ts'
+import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import type { ActorHost } from '../../actors/runtime/host.ts'
+import type { PeerView } from '../../actors/membership/membership.ts'
+import { createRunners, type Runners } from '../../actors/worker/runners/index.ts'
+import type { ExecTemplates } from '../../actors/worker/runners/types.ts'
+import { workerActor, WORKER_ACTOR, type WorkerMessage } from '../../actors/worker/worker.ts'
+import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
+import type { BlobAccess } from '../blobs/access.ts'
+import type { BlobService } from '../blobs/service.ts'
+import type { Db } from '../storage.ts'
+import { exportResults, type ExportFormat } from './export.ts'
+import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
+import type { CampaignApi, SubmitBody } from './routes.ts'
+
+export interface CampaignServiceInit {
+  self: string
+  name: string
+  version: string
+  host: ActorHost
+  db: Db
+  runsDir: string
+  log: Logger
+  blobs: BlobService
+  access: BlobAccess
+  slots: number
+  execTemplates: ExecTemplates
+  capabilities: () => CapabilityReport | null
+  peers: () => Promise<PeerView[]>
+  setBusy: (busy: number) => void
+}
+
+/**
+ * Campaigns on a node: the coordinator of what is submitted here, the worker
+ * that runs shards leased to this node, and the REST face of both.
+ */
+export class CampaignService implements CampaignApi {
+  readonly #init: CampaignServiceInit
+  readonly #store: ResultStore
+  readonly #runners: Runners
+  readonly #coordinator: { peer: string, name: string }
+  readonly #worker: { peer: string, name: string }
+
+  constructor (init: CampaignServiceInit) {
+    this.#init = init
+    this.#store = new ResultStore(init.db)
+    this.#coordinator = { peer: init.self, name: COORDINATOR_ACTOR }
+    this.#worker = { peer: init.self, name: WORKER_ACTOR }
+    this.#runners = createRunners({ capabilities: init.capabilities, slots: init.slots, execTemplates: init.execTemplates, log: init.log.child({ component: 'runner' }) })
+    const { blobs, access } = init
+    init.host.spawn(COORDINATOR_ACTOR, coordinatorActor({
+      self: init.self,
+      selfName: init.name,
+      version: init.version,
+      store: this.#store,
+      runsDir: init.runsDir,
+      peers: init.peers,
+      blobs: {
+        grant: (scope, peer, hashes) => { access.grant(scope, peer, hashes) },
+        revoke: (scope) => { access.revoke(scope) },
+        sliceHash: async (ref, start, end) => sha256(await blobs.store.readRange(ref.hash, start, end)),
+        path: (hash) => blobs.store.path(hash),
+        fetch: async (peer, ref, signal) => await readFile(await blobs.fetch(peer, { hash: ref.hash, size: ref.size, name: ref.name }, { signal }))
+      }
+    }))
+    // blobs are immutable and named by their hash: once fetched and checked, a path stays good
+    const ready = new Map<string, string>()
+    init.host.spawn(WORKER_ACTOR, workerActor({
+      slots: init.slots,
+      runners: this.#runners,
+      setBusy: init.setBusy,
+      blobs: {
+        fetch: async (from, ref, signal) => {
+          const known = ready.get(ref.hash)
+          if (known != null) return known
+          await blobs.fetch(from, { hash: ref.hash, size: ref.size, name: ref.name }, { signal })
+          // modules are import()ed: they need a name ending in .mjs
+          const path = ref.name.endsWith('.mjs') || ref.name.endsWith('.js') ? await blobs.store.importablePath(ref.hash) : blobs.store.path(ref.hash)
+          ready.set(ref.hash, path)
+          return path
+        },
+        fetchSlice: async (from, ref, range, signal) => await blobs.fetch(from, { hash: ref.hash, range, name: `${ref.name}[${range.start},${range.end})` }, { signal }),
+        offer: async (peer, bytes, name) => {
+          const ref = await blobs.store.putBytes(bytes, name)
+          access.grant(`result:${ref.hash}`, peer, [ref.hash])
+          return ref
+        }
+      }
+    }))
+  }
+
+  async submit (body: SubmitBody): Promise<CampaignStatus> {
+    const loaded = 'file' in body
+      ? await loadCampaignFile(body.file)
+      : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign')
+    const spec = await resolveCampaign(loaded, async (path, name) => await this.#init.blobs.store.putFile(path, name))
+    const specHash = sha256(new TextEncoder().encode(JSON.stringify(spec)))
+    const id = `c-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`
+    return await this.#init.host.ask<CampaignStatus>(this.#coordinator, {
+      type: 'submit', id, spec, specHash, offsets: loaded.data?.offsets
+    } satisfies CoordinatorMessage, { timeoutMs: 60_000 })
+  }
+
+  async list (): Promise<CampaignStatus[]> {
+    return await this.#init.host.ask<CampaignStatus[]>(this.#coordinator, { type: 'list' } satisfies CoordinatorMessage)
+  }
+
+  async status (id: string): Promise<CampaignStatus | null> {
+    return await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage)
+  }
+
+  async cancel (id: string): Promise<CampaignStatus | null> {
+    return await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'cancel', id } satisfies CoordinatorMessage)
+  }
+
+  async results (id: string, format: ExportFormat): Promise<AsyncIterable<string> | null> {
+    if (await this.#store.campaign(id) == null) return null
+    return exportResults(this.#store, id, format)
+  }
+
+  async summary (id: string): Promise<string | null> {
+    const record = await this.#store.campaign(id)
+    if (record == null) return null
+    return await readFile(join(record.runDir, 'summary.md'), 'utf8').catch(() => null)
+  }
+
+  /**
+   * Draining: no new leases; shards not started go back at once; running ones
+   * get until `signal` fires, then are handed back too.
+   */
+  async drain (signal: AbortSignal): Promise<void> {
+    const { idle, handBack } = await this.#init.host.ask<{ idle: Promise<void>, handBack: () => void }>(this.#worker, { type: 'drain' } satisfies WorkerMessage)
+    const onDeadline = (): void => { handBack() }
+    signal.addEventListener('abort', onDeadline, { once: true })
+    try {
+      await idle
+    } finally {
+      signal.removeEventListener('abort', onDeadline)
+    }
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all([this.#runners.module.close(), this.#runners.exec.close(), this.#runners.onnx.close()])
+  }
+}
+
+function sha256 (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}

@@ -1,0 +1,181 @@
+import { createWriteStream } from 'node:fs'
+import { resolve } from 'node:path'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import cliProgress from 'cli-progress'
+import Table from 'cli-table3'
+import type { Command } from 'commander'
+import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import { delay } from '../../protocols/common/signals.ts'
+import type { ApiClient } from '../api/client.ts'
+import { loadCampaignFile } from '../campaign/load.ts'
+import { UsageError } from './errors.ts'
+import { ago } from './format.ts'
+
+export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED'])
+
+export function duration (ms: number | null): string {
+  if (ms == null) return '-'
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`
+  return `${(ms / 3_600_000).toFixed(1)} h`
+}
+
+function line (s: CampaignStatus): string {
+  const pct = `${(s.progress * 100).toFixed(1)}%`
+  const parts = [`${s.name} (${s.id})`, s.state, pct, `${s.shards.done}/${s.shards.total} shards`]
+  if (s.shards.failed > 0) parts.push(`${s.shards.failed} failed`)
+  if (!FINAL.has(s.state)) parts.push(`${s.shards.running + s.shards.leased} in flight`, `${s.rate.toFixed(1)} shards/s`, `ETA ${duration(s.etaMs)}`)
+  if (s.waiting != null) parts.push(`waiting: ${s.waiting}`)
+  return parts.join(' | ')
+}
+
+/**
+ * Follows a campaign to its end: a progress bar with rate and ETA on a
+ * terminal, a line every few seconds in a log. Returns the final status.
+ */
+export async function follow (client: ApiClient, id: string, opts: { signal?: AbortSignal } = {}): Promise<CampaignStatus> {
+  const tty = process.stderr.isTTY
+  const bar = tty
+    ? new cliProgress.SingleBar({
+      stream: process.stderr,
+      format: '{name} {state} |{bar}| {percentage}% | {done}/{total} shards{failed} | {rate} shards/s | ETA {eta_text}{waiting}',
+      hideCursor: true,
+      clearOnComplete: false
+    }, cliProgress.Presets.shades_classic)
+    : undefined
+  let lastLine = 0
+  let status = await client.get<CampaignStatus>(`/v1/campaigns/${id}`)
+  bar?.start(Math.max(1, status.shards.total), 0)
+  for (;;) {
+    const payload = {
+      name: status.name,
+      state: status.state,
+      done: status.shards.done,
+      total: status.shards.total,
+      failed: status.shards.failed > 0 ? ` (${status.shards.failed} failed)` : '',
+      rate: status.rate.toFixed(1),
+      eta_text: duration(status.etaMs),
+      waiting: status.waiting != null ? ` | waiting: ${status.waiting}` : ''
+    }
+    if (bar != null) {
+      bar.setTotal(Math.max(1, status.shards.total))
+      bar.update(Math.round(status.progress * status.shards.total), payload)
+    } else if (Date.now() - lastLine > 2000 || FINAL.has(status.state)) {
+      lastLine = Date.now()
+      process.stderr.write(line(status) + '\n')
+    }
+    if (FINAL.has(status.state)) break
+    await delay(500, opts.signal)
+    status = await client.get<CampaignStatus>(`/v1/campaigns/${id}`)
+  }
+  bar?.stop()
+  return status
+}
+
+function printStatus (s: CampaignStatus): void {
+  const out = [
+    `${s.name} (${s.id})`,
+    `  state      ${s.state}${s.waiting != null ? ` (waiting: ${s.waiting})` : ''}`,
+    `  priority   ${s.priority}`,
+    `  shards     ${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.running} running, ${s.shards.leased} leased, ${s.shards.pending} pending, of ${s.shards.total}`,
+    `  progress   ${(s.progress * 100).toFixed(1)}%${FINAL.has(s.state) ? '' : `, ${s.rate.toFixed(1)} shards/s, ETA ${duration(s.etaMs)}`}`,
+    `  created    ${new Date(s.createdAt).toISOString()} (${ago(s.createdAt)})`,
+    `  took       ${s.startedAt != null ? duration((s.endedAt ?? Date.now()) - s.startedAt) : '-'}`,
+    `  run dir    ${s.runDir}`
+  ]
+  if (s.workers.length > 0) {
+    const t = new Table({ head: ['WORKER', 'DONE', 'FAILED', 'BUSY'], style: { head: [], border: [], compact: true } })
+    for (const w of s.workers) t.push([w.name, w.done, w.failed, duration(w.busyMs)])
+    out.push(t.toString())
+  }
+  if (s.deadLetters.length > 0) {
+    out.push(`  dead letters (${s.shards.failed}):`)
+    for (const d of s.deadLetters) out.push(`    shard ${d.index} after ${d.attempts} attempt(s): ${d.error.split('\n')[0]}`)
+  }
+  process.stdout.write(out.join('\n') + '\n')
+}
+
+function printList (list: CampaignStatus[]): void {
+  if (list.length === 0) {
+    process.stdout.write('no campaigns; submit one with: zp submit campaign.yaml\n')
+    return
+  }
+  const t = new Table({ head: ['ID', 'NAME', 'STATE', 'PROGRESS', 'SHARDS', 'FAILED', 'CREATED', 'TOOK'], style: { head: [], border: [], compact: true } })
+  for (const s of list) {
+    t.push([s.id, s.name, s.state, `${(s.progress * 100).toFixed(0)}%`, `${s.shards.done}/${s.shards.total}`, s.shards.failed, ago(s.createdAt),
+      s.startedAt != null ? duration((s.endedAt ?? Date.now()) - s.startedAt) : '-'])
+  }
+  process.stdout.write(t.toString() + '\n')
+}
+
+/** Exit code of a finished campaign: 0 only when every shard succeeded. */
+export function exitCodeOf (state: string): number {
+  return state === 'SUCCEEDED' ? 0 : 1
+}
+
+export function campaignCommands (program: Command, target: (cmd: Command) => Command, client: (flags: Record<string, unknown>) => Promise<ApiClient>): void {
+  target(program.command('submit').argument('<file>', 'campaign file (YAML or JSON)').description('submit a campaign to the node; prints its id'))
+    .option('--wait', 'follow it to the end with a progress bar; exit non-zero unless it succeeds')
+    .option('--json', 'print the status as JSON')
+    .action(async (file: string, flags: Record<string, unknown>) => {
+      // the same checks the node makes, here first, so a bad file fails fast and names the field
+      await loadCampaignFile(file)
+      const api = await client(flags)
+      const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body: { file: resolve(file) }, timeoutMs: 120_000 })
+      if (flags.wait !== true) {
+        process.stdout.write(flags.json === true ? JSON.stringify(submitted, null, 2) + '\n' : `${submitted.id}\n`)
+        return
+      }
+      process.stderr.write(`submitted ${submitted.name} as ${submitted.id}\n`)
+      const final = await follow(api, submitted.id)
+      if (flags.json === true) process.stdout.write(JSON.stringify(final, null, 2) + '\n')
+      else process.stdout.write(await api.request<string>('GET', `/v1/campaigns/${final.id}/summary`).catch(() => line(final) + '\n'))
+      process.exitCode = exitCodeOf(final.state)
+    })
+
+  target(program.command('status').argument('[id]', 'campaign id (default: all campaigns not yet finished)').description('show a campaign, or the running ones'))
+    .option('--watch', 'follow it until it ends')
+    .option('--json', 'print JSON')
+    .action(async (id: string | undefined, flags: Record<string, unknown>) => {
+      const api = await client(flags)
+      if (id == null) {
+        if (flags.watch === true) throw new UsageError('--watch needs a campaign id')
+        const active = (await api.get<CampaignStatus[]>('/v1/campaigns')).filter(s => !FINAL.has(s.state))
+        if (flags.json === true) process.stdout.write(JSON.stringify(active, null, 2) + '\n')
+        else printList(active)
+        return
+      }
+      const status = flags.watch === true ? await follow(api, id) : await api.get<CampaignStatus>(`/v1/campaigns/${id}`)
+      if (flags.json === true) process.stdout.write(JSON.stringify(status, null, 2) + '\n')
+      else printStatus(status)
+    })
+
+  target(program.command('cancel').argument('<id>', 'campaign id').description('stop leasing, abort running shards, keep what finished'))
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: Record<string, unknown>) => {
+      const status = await (await client(flags)).request<CampaignStatus>('POST', `/v1/campaigns/${id}/cancel`)
+      if (flags.json === true) process.stdout.write(JSON.stringify(status, null, 2) + '\n')
+      else process.stdout.write(`${status.id} ${status.state}: ${status.shards.done} of ${status.shards.total} shards done and kept\n`)
+    })
+
+  target(program.command('results').argument('<id>', 'campaign id').description('export the result rows in shard order'))
+    .option('--format <format>', 'jsonl or csv', 'jsonl')
+    .option('--out <file>', 'write to a file instead of stdout')
+    .action(async (id: string, flags: Record<string, unknown>) => {
+      const format = String(flags.format)
+      if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format must be jsonl or csv, not '${format}'`)
+      const res = await (await client(flags)).raw('GET', `/v1/campaigns/${id}/results?format=${format}`)
+      const out = typeof flags.out === 'string' ? createWriteStream(flags.out) : process.stdout
+      await pipeline(res, out as Writable)
+    })
+
+  target(program.command('runs').description('list every campaign this node has coordinated'))
+    .option('--json', 'print JSON')
+    .action(async (flags: Record<string, unknown>) => {
+      const list = await (await client(flags)).get<CampaignStatus[]>('/v1/campaigns')
+      if (flags.json === true) process.stdout.write(JSON.stringify(list, null, 2) + '\n')
+      else printList(list)
+    })
+}

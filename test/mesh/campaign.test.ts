@@ -1,0 +1,154 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { ZpNode } from '../../node/node.ts'
+import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import { tempDir, waitFor } from '../helpers.ts'
+import { createMesh, waitForPeers, type Mesh } from './harness.ts'
+
+const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
+
+let mesh: Mesh | undefined
+let scratch: { path: string, remove: () => Promise<void> } | undefined
+afterEach(async () => {
+  await mesh?.stop()
+  await scratch?.remove()
+  mesh = undefined
+  scratch = undefined
+})
+
+async function campaignFile (name: string, body: Record<string, unknown>): Promise<string> {
+  scratch ??= await tempDir('zp-cf-')
+  const file = join(scratch.path, `${name}.json`)
+  await writeFile(file, JSON.stringify({ name, workload: { kind: 'module', module: SQUARES }, ...body }))
+  return file
+}
+
+async function finished (node: ZpNode, id: string, timeoutMs = 60_000): Promise<CampaignStatus> {
+  return await waitFor(async () => {
+    const s = await node.campaigns.status(id)
+    return s != null && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(s.state) ? s : undefined
+  }, { timeoutMs, what: `campaign ${id} to end` })
+}
+
+async function exported (node: ZpNode, id: string, format: 'jsonl' | 'csv'): Promise<string> {
+  let text = ''
+  for await (const chunk of (await node.campaigns.results(id, format))!) text += chunk
+  return text
+}
+
+async function threeNodes (): Promise<ZpNode[]> {
+  mesh = await createMesh()
+  const a = await mesh.start({ name: 'a', slots: 2 })
+  const b = await mesh.start({ name: 'b', slots: 2, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
+  const c = await mesh.start({ name: 'c', slots: 2, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
+  await waitForPeers(a, [b, c])
+  return [a, b, c]
+}
+
+describe('campaigns on an in-process mesh', () => {
+  it('spreads a module campaign over three nodes and exports the rows in shard order', async () => {
+    const [a] = await threeNodes()
+    const file = await campaignFile('squares', { shards: { iterations: { total: 300, perShard: 10, seed: 7 } } })
+    const submitted = await a!.campaigns.submit({ file })
+    expect(submitted.state === 'QUEUED' || submitted.state === 'RUNNING').toBe(true)
+    const done = await finished(a!, submitted.id)
+    expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { total: 30, done: 30, failed: 0 } })
+    expect(done.workers.map(w => w.name).sort()).toEqual(['a', 'b', 'c'])
+    const lines = (await exported(a!, submitted.id, 'jsonl')).trim().split('\n').map(l => JSON.parse(l) as { shard: number, item: number, square: number })
+    expect(lines).toHaveLength(300)
+    expect(lines.map(l => l.item)).toEqual(Array.from({ length: 300 }, (_, i) => i))
+    expect(lines.every(l => l.square === l.item * l.item && l.shard === Math.floor(l.item / 10))).toBe(true)
+    const summary = await a!.campaigns.summary(submitted.id)
+    expect(summary).toMatch(/SUCCEEDED\*\*: 30 of 30 shards done, 0 failed/)
+  })
+})
+
+describe('campaign semantics', () => {
+  it('exports byte-identical results on one node and on three', async () => {
+    const file = await campaignFile('identical', { shards: { grid: { parameters: { x: [1, 2, 3, 4, 5], y: ['a', 'b', 'c'] }, perShard: 2, seed: 3 } } })
+    const one = await createMesh()
+    let single: { jsonl: string, csv: string }
+    try {
+      const solo = await one.start({ name: 'solo', slots: 1 })
+      const s = await solo.campaigns.submit({ file })
+      expect((await finished(solo, s.id)).state).toBe('SUCCEEDED')
+      single = { jsonl: await exported(solo, s.id, 'jsonl'), csv: await exported(solo, s.id, 'csv') }
+    } finally {
+      await one.stop()
+    }
+    const [a] = await threeNodes()
+    const s3 = await a!.campaigns.submit({ file })
+    expect((await finished(a!, s3.id)).workers.length).toBeGreaterThan(1)
+    expect(await exported(a!, s3.id, 'jsonl')).toBe(single.jsonl)
+    expect(await exported(a!, s3.id, 'csv')).toBe(single.csv)
+    expect(single.csv.split('\n')[0]).toBe('shard,item,square,draw')
+  })
+
+  it('keeps a campaign nobody can run QUEUED, saying why, and runs it once a capable peer joins', async () => {
+    const [a] = await threeNodes()
+    const file = await campaignFile('needs-fpga', {
+      shards: { iterations: { total: 4, perShard: 2, seed: 1 } },
+      requires: { capabilities: ['fpga.acme.u250'] }
+    })
+    const s = await a!.campaigns.submit({ file })
+    const queued = await waitFor(async () => {
+      const st = await a!.campaigns.status(s.id)
+      return st?.waiting != null ? st : undefined
+    }, { what: 'a waiting reason' })
+    expect(queued.state).toBe('QUEUED')
+    expect(queued.waiting).toMatch(/no peer meets the requirements \(fpga\.acme\.u250\): .*a lacks fpga\.acme\.u250/)
+    const { fakeCapabilities } = await import('./harness.ts')
+    await mesh!.start({ name: 'fpga-box', bootstrap: [multiaddr(a!.multiaddrs()[0]!)], probe: fakeCapabilities({ 'fpga.acme.u250': { status: 'ok' } }) })
+    const done = await finished(a!, s.id)
+    expect(done.state).toBe('SUCCEEDED')
+    expect(done.workers.map(w => w.name)).toEqual(['fpga-box'])
+  })
+
+  it('retries a failing shard with backoff, then dead-letters it while the rest finish', async () => {
+    const [a] = await threeNodes()
+    const file = await campaignFile('cursed', {
+      shards: { iterations: { total: 100, perShard: 10, seed: 5 } },
+      params: { failShard: 4 },
+      retry: { maxAttempts: 3, initialDelay: '50ms', backoffFactor: 2 }
+    })
+    const s = await a!.campaigns.submit({ file })
+    const done = await finished(a!, s.id)
+    expect(done).toMatchObject({ state: 'FAILED', shards: { done: 9, failed: 1 } })
+    expect(done.deadLetters).toEqual([{ index: 4, attempts: 3, error: expect.stringContaining('shard 4 is cursed') }])
+    const items = (await exported(a!, s.id, 'jsonl')).trim().split('\n').map(l => (JSON.parse(l) as { shard: number }).shard)
+    expect(new Set(items)).toEqual(new Set([0, 1, 2, 3, 5, 6, 7, 8, 9]))
+    expect(await a!.campaigns.summary(s.id)).toMatch(/## Failures \(1 dead-lettered shards\)[\s\S]*\| 4 \| 3 \| .*shard 4 is cursed/)
+  })
+
+  it('dead-letters a non-retryable failure at once', async () => {
+    const [a] = await threeNodes()
+    const file = await campaignFile('bad-input', {
+      shards: { iterations: { total: 30, perShard: 10, seed: 5 } },
+      params: { failShard: 1, failForGood: true }
+    })
+    const s = await a!.campaigns.submit({ file })
+    const done = await finished(a!, s.id)
+    expect(done.deadLetters).toEqual([{ index: 1, attempts: 1, error: expect.stringContaining('cursed') }])
+  })
+
+  it('cancel stops leasing, aborts running shards and keeps what finished', async () => {
+    const [a, b, c] = await threeNodes()
+    const file = await campaignFile('long', { shards: { iterations: { total: 400, perShard: 10, seed: 2 } }, params: { slowMs: 20 } })
+    const s = await a!.campaigns.submit({ file })
+    await waitFor(async () => ((await a!.campaigns.status(s.id))?.shards.done ?? 0) >= 3, { what: 'a few shards done' })
+    const cancelled = await a!.campaigns.cancel(s.id)
+    expect(cancelled?.state).toBe('CANCELLED')
+    const kept = cancelled!.shards.done
+    expect(kept).toBeGreaterThanOrEqual(3)
+    expect(kept).toBeLessThan(40)
+    // the workers stop: no slot stays busy
+    for (const n of [a!, b!, c!]) await waitFor(() => n.slots().free === n.slots().total, { what: `${n.name} to free its slots` })
+    const rows = (await exported(a!, s.id, 'jsonl')).trim().split('\n').filter(l => l !== '')
+    const final = await a!.campaigns.status(s.id)
+    expect(final?.state).toBe('CANCELLED')
+    expect(rows.length).toBe(final!.shards.done * 10)
+  })
+})

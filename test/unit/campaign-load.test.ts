@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { loadCampaignFile, resolveCampaign } from '../../node/campaign/load.ts'
+import { scanDataSet } from '../../node/campaign/dataset.ts'
+import { ShardPlan, shardSeed } from '../../actors/coordinator/plan.ts'
+import { CampaignSpecSchema } from '../../protocols/campaign/spec.ts'
+import { tempDir } from '../helpers.ts'
+
+let dir: { path: string, remove: () => Promise<void> }
+beforeAll(async () => {
+  dir = await tempDir('zp-campaign-')
+  await writeFile(join(dir.path, 'pi.mjs'), 'export function run () { return 1 }\n')
+  await writeFile(join(dir.path, 'model.onnx'), 'not really a model, the loader does not open it')
+  const rows = Array.from({ length: 10 }, (_, i) => `${i},${i * 2},"note, ${i}",${i * 3}`)
+  await writeFile(join(dir.path, 'data.csv'), `id,x,comment,expected\r\n${rows.join('\r\n')}\r\n`)
+  await writeFile(join(dir.path, 'data.jsonl'), Array.from({ length: 7 }, (_, i) => JSON.stringify({ x: i, y: -i })).join('\n'))
+})
+afterAll(async () => { await dir.remove() })
+
+async function load (name: string, text: string) {
+  const file = join(dir.path, name)
+  await writeFile(file, text)
+  return await loadCampaignFile(file)
+}
+
+async function loadError (text: string): Promise<string> {
+  try {
+    await load('bad.yaml', text)
+  } catch (err) {
+    expect((err as Error).name).toBe('CampaignFileError')
+    return (err as Error).message
+  }
+  throw new Error('expected the campaign to be refused')
+}
+
+describe('campaign files', () => {
+  it('loads a module campaign with defaults, durations and requirements normalized', async () => {
+    const loaded = await load('mc.yaml', `
+name: pi
+workload: { kind: module, module: ./pi.mjs }
+shards: { iterations: { total: 1000, perShard: 300, seed: 42 } }
+requires: { cpuFlags: [avx2], minMemoryGB: 2, capabilities: [gpu.nvidia.cuda] }
+shardTimeout: 90s
+retry: { maxAttempts: 5, initialDelay: 250ms }
+`)
+    const spec = await resolveCampaign(loaded, async (path, name) => ({ hash: 'a'.repeat(64), size: 1, name }))
+    expect(CampaignSpecSchema.parse(spec)).toBeTruthy()
+    expect(spec.shardTimeoutMs).toBe(90_000)
+    expect(spec.retry).toEqual({ maxAttempts: 5, initialDelayMs: 250, backoffFactor: 2, maxDelayMs: 60_000 })
+    expect(spec.requires.capabilities.sort()).toEqual(['cpu.x86.avx2', 'gpu.nvidia.cuda'])
+    expect(spec.requires.minMemoryBytes).toBe(2 * 2 ** 30)
+    expect(spec.priority).toBe('NORMAL')
+    expect(spec.workload).toEqual({ kind: 'module', module: { hash: 'a'.repeat(64), size: 1, name: 'pi.mjs' } })
+  })
+
+  it('indexes an onnx data set: rows, header, shard byte ranges (quoted commas, CRLF)', async () => {
+    const loaded = await load('onnx.yaml', `
+name: infer
+workload:
+  kind: onnx
+  model: model.onnx
+  data: data.csv
+  input: { columns: [x] }
+  reference: { column: expected, tolerance: 0.001 }
+shards: { rows: { perShard: 4 } }
+`)
+    expect(loaded.data?.rows).toBe(10)
+    expect(loaded.data?.columns).toEqual(['id', 'x', 'comment', 'expected'])
+    expect(loaded.data?.offsets).toHaveLength(4)
+    const exec = await load('exec.yaml', 'name: e\nworkload: { kind: exec, command: integrate }\nshards: { grid: { parameters: { a: [1, 2] } } }\n')
+    expect(exec.requires.capabilities).toEqual(['exec.integrate'])
+  })
+
+  it.each([
+    ['a typo in a key', 'name: x\nworkload: { kind: module, module: pi.mjs }\nshard: { iterations: { total: 1, perShard: 1, seed: 1 } }\n', /shards: .*|shard/],
+    ['a wrong type', 'name: x\nworkload: { kind: module, module: pi.mjs }\nshards: { iterations: { total: many, perShard: 1, seed: 1 } }\n', /shards\.iterations\.total: /],
+    ['an unknown workload kind', 'name: x\nworkload: { kind: docker, image: y }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 } }\n', /workload\.kind/],
+    ['two sharding modes', 'name: x\nworkload: { kind: module, module: pi.mjs }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 }, grid: { parameters: { a: [1] } } }\n', /shards: give exactly one of rows, iterations or grid/],
+    ['a missing file', 'name: x\nworkload: { kind: module, module: nope.mjs }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 } }\n', /workload\.module: file nope\.mjs not found/],
+    ['a bad duration', 'name: x\nworkload: { kind: module, module: pi.mjs }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 } }\nshardTimeout: soon\n', /shardTimeout: expected a duration/],
+    ['rows sharding without a data set', 'name: x\nworkload: { kind: module, module: pi.mjs }\nshards: { rows: { perShard: 1 } }\n', /shards\.rows: only onnx workloads/],
+    ['a missing data column', 'name: x\nworkload: { kind: onnx, model: model.onnx, data: data.csv, input: { columns: [x, z] } }\nshards: { rows: { perShard: 2 } }\n', /workload\.input\.columns: data\.csv has no column 'z' \(it has: id, x, comment, expected\)/],
+    ['a missing JSONL key for the reference', 'name: x\nworkload: { kind: onnx, model: model.onnx, data: data.jsonl, input: { columns: [x] }, reference: { column: want } }\nshards: { rows: { perShard: 2 } }\n', /workload\.reference\.column: .* no key 'want'/],
+    ['invalid YAML', 'name: [unclosed\n', /bad\.yaml:\d+:\d+: not valid YAML or JSON/],
+    ['a non-vendor capability key', 'name: x\nworkload: { kind: module, module: pi.mjs }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 } }\nrequires: { capabilities: [cuda] }\n', /requires\.capabilities\.0: capability keys are vendor-qualified/]
+  ])('refuses %s, naming the field', async (_what, text, pattern) => {
+    expect(await loadError(text)).toMatch(pattern)
+  })
+})
+
+describe('data set scanning', () => {
+  it('finds each shard\'s bytes so that slicing them gives exactly its rows', async () => {
+    const file = join(dir.path, 'data.csv')
+    const index = await scanDataSet(file, 'csv', 3)
+    const bytes = (await import('node:fs/promises')).readFile(file)
+    const text = (await bytes).toString('utf8')
+    const slices = index.offsets.slice(0, -1).map((start, i) => text.slice(start, index.offsets[i + 1]).split(/\r?\n/).filter(l => l !== ''))
+    expect(slices.map(s => s.length)).toEqual([3, 3, 3, 1])
+    expect(slices.flat().map(l => l.split(',')[0])).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+    const jsonl = await scanDataSet(join(dir.path, 'data.jsonl'), 'jsonl', 5)
+    expect(jsonl).toMatchObject({ rows: 7, firstKeys: ['x', 'y'] })
+    expect(jsonl.offsets).toHaveLength(3)
+  })
+})
+
+describe('shard plans', () => {
+  it('derive the same shard i with the same seed, whatever else happens', () => {
+    const it1 = new ShardPlan({ kind: 'iterations', total: 1000, perShard: 300, seed: 42 })
+    expect(it1.count).toBe(4)
+    expect(it1.at(3)).toEqual({ kind: 'iterations', index: 3, seed: shardSeed(42, 3), start: 900, end: 1000 })
+    expect(new ShardPlan({ kind: 'iterations', total: 1000, perShard: 300, seed: 42 }).at(2)).toEqual(it1.at(2))
+    const seeds = new Set(Array.from({ length: 4 }, (_, i) => it1.at(i).seed))
+    expect(seeds.size).toBe(4)
+    expect(new ShardPlan({ kind: 'iterations', total: 1000, perShard: 300, seed: 43 }).at(0).seed).not.toBe(it1.at(0).seed)
+  })
+
+  it('enumerate a grid in a fixed order (names sorted, last varies fastest) without building it', () => {
+    const plan = new ShardPlan({ kind: 'grid', parameters: { vol: [0.1, 0.2, 0.3], rate: [0.01, 0.02] }, perShard: 4, seed: 0 })
+    expect(plan.count).toBe(2)
+    const points = [...plan.at(0).kind === 'grid' ? (plan.at(0) as { points: unknown[] }).points : [], ...(plan.at(1) as { points: unknown[] }).points]
+    expect(points).toEqual([
+      { rate: 0.01, vol: 0.1 }, { rate: 0.01, vol: 0.2 }, { rate: 0.01, vol: 0.3 },
+      { rate: 0.02, vol: 0.1 }, { rate: 0.02, vol: 0.2 }, { rate: 0.02, vol: 0.3 }
+    ])
+    const huge = new ShardPlan({ kind: 'grid', parameters: { a: Array.from({ length: 1000 }, (_, i) => i), b: Array.from({ length: 1000 }, (_, i) => i) }, perShard: 1, seed: 0 })
+    expect(huge.count).toBe(1_000_000)
+    expect(huge.at(999_999)).toMatchObject({ points: [{ a: 999, b: 999 }] })
+  })
+})
