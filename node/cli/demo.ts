@@ -1,13 +1,21 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse } from 'yaml'
 import { LocalNode } from '../../bootstrap/local.ts'
 import { delay } from '../../protocols/common/signals.ts'
+import { blackScholes, estimate, optionParams, type ShardRow } from '../../examples/monte-carlo/pricing.ts'
+import { buildOnnxExample } from '../../examples/onnx-batch/build.ts'
+import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { ApiClient, resolveApiTarget } from '../api/client.ts'
 import type { PeerJson } from '../api/routes.ts'
+import { generatePskFile } from '../psk.ts'
+import { follow } from './campaigns.ts'
 import { renderPeerTable } from './format.ts'
 
-const say = (line: string): void => { process.stdout.write(line + '\n') }
+const MONTE_CARLO = fileURLToPath(new URL('../../examples/monte-carlo/campaign.yaml', import.meta.url))
+const say = (line = ''): void => { process.stdout.write(line + '\n') }
 
 async function pollPeers (client: ApiClient, done: (peers: PeerJson[]) => boolean, timeoutMs: number): Promise<PeerJson[]> {
   const until = Date.now() + timeoutMs
@@ -20,11 +28,20 @@ async function pollPeers (client: ApiClient, done: (peers: PeerJson[]) => boolea
   throw new Error(`the demo mesh did not settle within ${timeoutMs / 1000} s; last view:\n${renderPeerTable(peers)}`)
 }
 
+async function runCampaign (client: ApiClient, file: string): Promise<CampaignStatus> {
+  const submitted = await client.request<CampaignStatus>('POST', '/v1/campaigns', { body: { file }, timeoutMs: 120_000 })
+  say(`Submitted ${submitted.name} as ${submitted.id}: ${submitted.shards.total} shards`)
+  const final = await follow(client, submitted.id)
+  if (final.state !== 'SUCCEEDED') throw new Error(`campaign ${final.name} ended ${final.state}; see ${final.runDir}`)
+  return final
+}
+
 /**
- * `zp-node demo`: three real zp-node processes on loopback, joined as a chain
- * (3 knows only 2, 2 knows only 1), so the full mesh shows peer exchange; then
- * one is killed with SIGKILL to show failure detection, and the rest drain
- * and stop cleanly.
+ * `zp-node demo` (`npm run demo`): three real zp-node processes on loopback
+ * form a private mesh (pre-shared key) joined as a chain, so reaching the
+ * first node from the third takes peer exchange; then a Monte Carlo and an
+ * ONNX batch-inference campaign run across it, one node is killed to show
+ * failure detection, and the rest drain and stop.
  */
 export async function runDemo (opts: { keep: boolean }): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'zp-demo-'))
@@ -32,38 +49,51 @@ export async function runDemo (opts: { keep: boolean }): Promise<void> {
   const abort = (): void => { for (const n of nodes) n.kill('SIGKILL') }
   process.once('SIGINT', abort)
   try {
-    say(`Starting a local 3-node mesh (data dirs in ${root})`)
     const started = Date.now()
+    const onnx = await buildOnnxExample({ dir: join(root, 'onnx-batch') })
+    const psk = await generatePskFile(join(root, 'mesh.key'))
+    say(`Starting a private 3-node mesh (key fingerprint ${psk.fingerprint}; data dirs in ${root})`)
     let bootstrap: string | undefined
     for (const name of ['demo-1', 'demo-2', 'demo-3']) {
-      const node = await LocalNode.spawn({ name, dataDir: join(root, name), join: bootstrap })
+      const node = await LocalNode.spawn({ name, dataDir: join(root, name), join: bootstrap, args: ['--psk', join(root, 'mesh.key'), '--trust-mesh'] })
       nodes.push(node)
       const info = await node.ready()
       say(`  ${name}  pid ${info.pid}  ${info.multiaddrs[0]}${bootstrap != null ? `  (joined through ${bootstrap.split('/')[2]}:${bootstrap.split('/')[4]})` : ''}`)
       bootstrap = info.multiaddrs[0]
     }
     const client = new ApiClient(await resolveApiTarget({ dataDir: nodes[0]!.dataDir }))
-    say('Waiting until every node is ALIVE with its probed capabilities…')
     const settled = await pollPeers(client, ps => ps.length === 3 && ps.every(p => p.state === 'alive' && p.capabilities != null), 60_000)
-    say(`Mesh formed in ${((Date.now() - started) / 1000).toFixed(1)} s. Peer table as demo-1 sees it (zp peers):\n`)
+    say(`Mesh formed in ${((Date.now() - started) / 1000).toFixed(1)} s. The peer table as demo-1 sees it (zp peers):\n`)
     say(renderPeerTable(settled))
 
+    say('\n1. Monte Carlo option pricing (examples/monte-carlo): 2,000,000 paths')
+    const mc = await runCampaign(client, MONTE_CARLO)
+    const rows = (await client.request<string>('GET', `/v1/campaigns/${mc.id}/results?format=jsonl`)).trim().split('\n').map(l => JSON.parse(l) as ShardRow)
+    const params = optionParams((parse(await readFile(MONTE_CARLO, 'utf8')) as { params: Record<string, unknown> }).params)
+    const e = estimate(rows, params)
+    say(`   price ${e.price.toFixed(4)} ± ${e.standardError.toFixed(4)} from ${e.paths.toLocaleString('en')} paths; Black–Scholes says ${blackScholes(params).toFixed(4)}`)
+    say(`   shards per node: ${mc.workers.map(w => `${w.name} ${w.done}`).join(', ')}`)
+
+    say(`\n2. Batch ONNX inference (examples/onnx-batch): an MLP over ${onnx.rows.toLocaleString('en')} rows, checked against a reference`)
+    const inference = await runCampaign(client, onnx.campaign)
+    say('')
+    say((await client.request<string>('GET', `/v1/campaigns/${inference.id}/summary`)).trim().split('\n').map(l => `   ${l}`).join('\n'))
+
     const victim = nodes[1]!
-    say(`\nKilling ${victim.name} with SIGKILL (no goodbye)…`)
+    say(`\n3. Killing ${victim.name} with SIGKILL (no goodbye)…`)
     const killedAt = Date.now()
     victim.kill('SIGKILL')
     await victim.exited
     const after = await pollPeers(client, ps => ps.find(p => p.name === victim.name)?.state === 'dead', 30_000)
     const dead = after.find(p => p.name === victim.name)!
-    say(`demo-1 marked ${victim.name} DEAD after ${((Date.now() - killedAt) / 1000).toFixed(2)} s (${dead.reason}).\n`)
-    say(renderPeerTable(after))
+    say(`   demo-1 marked ${victim.name} DEAD after ${((Date.now() - killedAt) / 1000).toFixed(2)} s (${dead.reason}).`)
 
     say('\nStopping the other nodes with SIGTERM (they drain, say goodbye, and exit)…')
     const exits = await Promise.all([nodes[0]!, nodes[2]!].map(async n => ({ name: n.name, ...(await n.stop()) })))
-    for (const e of exits) say(`  ${e.name} exited with code ${e.code ?? e.signal}`)
-    const bad = exits.filter(e => e.code !== 0)
-    if (bad.length > 0) throw new Error(`${bad.map(e => e.name).join(', ')} did not exit cleanly; see ${root}`)
-    say('Demo finished.')
+    for (const x of exits) say(`   ${x.name} exited with code ${x.code ?? x.signal}`)
+    const bad = exits.filter(x => x.code !== 0)
+    if (bad.length > 0) throw new Error(`${bad.map(x => x.name).join(', ')} did not exit cleanly; see ${root}`)
+    say(`Demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s.`)
   } catch (err) {
     abort()
     for (const n of nodes) say(`--- last output of ${n.name} ---\n${await n.output(15)}`)
