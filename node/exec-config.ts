@@ -60,13 +60,18 @@ const ExecConfigSchema = z.strictObject({
   )
 })
 
+/** An exec config that cannot be used as written; the message names the file and the field. */
+export class ExecConfigError extends Error {
+  override name = 'ExecConfigError'
+}
+
 /** The templates in `text`; throws an error naming `source` and the field for anything wrong. */
 export function parseExecConfig (text: string, source: string): ExecTemplates {
   let raw: unknown
   try {
     raw = parse(text)
   } catch (err) {
-    throw new Error(`${source}: not valid YAML or JSON: ${errorMessage(err)}`)
+    throw new ExecConfigError(`${source}: not valid YAML or JSON: ${errorMessage(err)}`)
   }
   const parsed = ExecConfigSchema.safeParse(raw ?? {})
   if (!parsed.success) {
@@ -74,7 +79,7 @@ export function parseExecConfig (text: string, source: string): ExecTemplates {
       const message = issue.code === 'invalid_key' ? issue.issues[0]?.message ?? issue.message : issue.message
       return `${fieldPath(issue.path)}: ${message}`
     })
-    throw new Error(`${source}: invalid exec config:\n  ${problems.join('\n  ')}`)
+    throw new ExecConfigError(`${source}: invalid exec config:\n  ${problems.join('\n  ')}`)
   }
   return parsed.data.commands
 }
@@ -84,7 +89,7 @@ export async function loadExecConfig (file: string): Promise<ExecTemplates> {
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    throw new Error(`cannot read the exec config ${file}: ${errorMessage(err)}`)
+    throw new ExecConfigError(`cannot read the exec config ${file}: ${errorMessage(err)}`)
   }
   return parseExecConfig(text, file)
 }

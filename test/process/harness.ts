@@ -18,6 +18,8 @@ export interface ProcessMesh {
   /** starts a node; joins through `via` (a node of this mesh or a raw address) if given */
   start: (name: string, opts?: { via?: LocalNode | string, args?: string[], dataDir?: string }) => Promise<LocalNode>
   peers: (node: LocalNode) => Promise<PeerJson[]>
+  /** the control API of a node of this mesh */
+  api: (node: LocalNode) => Promise<ApiClient>
   stop: () => Promise<void>
 }
 
@@ -35,14 +37,15 @@ export async function createProcessMesh (): Promise<ProcessMesh> {
       await node.ready({ timeoutMs: 60_000 })
       return node
     },
-    peers: async (node) => {
+    api: async (node) => {
       let client = clients.get(node)
       if (client == null) {
         client = new ApiClient(await resolveApiTarget({ dataDir: node.dataDir }))
         clients.set(node, client)
       }
-      return await client.get<PeerJson[]>('/v1/peers')
+      return client
     },
+    peers: async (node) => await (await mesh.api(node)).get<PeerJson[]>('/v1/peers'),
     stop: async () => {
       await Promise.all(nodes.map(async n => { await n.stop(10_000) }))
       await dir.remove()
