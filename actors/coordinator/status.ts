@@ -1,5 +1,5 @@
 import type { Priority } from '../../protocols/campaign/spec.ts'
-import type { CampaignRun, CampaignState, DeadLetter, WorkerStats } from './campaign.ts'
+import { FINAL_STATES, type CampaignRun, type CampaignState, type DeadLetter, type WorkerStats } from './campaign.ts'
 import type { CampaignRecord } from './results.ts'
 
 /** `GET /v1/campaigns/{id}` and `zp status --json`. */
@@ -74,7 +74,8 @@ export function recordedStatus (rec: CampaignRecord, coordinator: string): Campa
     progress: rec.shards === 0 ? 1 : (rec.done + rec.deadLetters.length) / rec.shards,
     rate: 0,
     etaMs: null,
-    waiting: null,
+    // a record that never reached a final state belongs to a run this node lost when it restarted
+    waiting: FINAL_STATES.has(rec.state) ? null : 'not running: its coordinator\'s node restarted while it ran; finished shards are kept',
     workers: [],
     deadLetters: rec.deadLetters.slice(0, SHOWN_DEAD_LETTERS),
     runDir: rec.runDir

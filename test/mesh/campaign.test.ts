@@ -152,3 +152,19 @@ describe('campaign semantics', () => {
     expect(rows.length).toBe(final!.shards.done * 10)
   })
 })
+
+describe('priorities', () => {
+  it('serves a HIGH campaign before a LOW one submitted earlier', async () => {
+    mesh = await createMesh()
+    const a = await mesh.start({ name: 'solo', slots: 1 })
+    const low = await a.campaigns.submit({ file: await campaignFile('low', { shards: { iterations: { total: 40, perShard: 2, seed: 1 } }, params: { slowMs: 25 }, priority: 'LOW' }) })
+    await waitFor(async () => ((await a.campaigns.status(low.id))?.shards.done ?? 0) >= 1, { what: 'the LOW campaign to start' })
+    const high = await a.campaigns.submit({ file: await campaignFile('high', { shards: { iterations: { total: 10, perShard: 2, seed: 1 } }, params: { slowMs: 25 }, priority: 'HIGH' }) })
+    const highDone = await finished(a, high.id)
+    const lowWhenHighEnded = (await a.campaigns.status(low.id))!
+    expect(highDone.state).toBe('SUCCEEDED')
+    // LOW only advanced by what was already leased when HIGH arrived (one running, one queued) and what it had done
+    expect(lowWhenHighEnded.shards.done).toBeLessThan(10)
+    expect((await finished(a, low.id)).state).toBe('SUCCEEDED')
+  })
+})
