@@ -31,8 +31,6 @@ export interface CoordinatorPorts {
     /** let `peer` fetch these blobs from this node, until `scope` (the campaign id) is revoked */
     grant: (scope: string, peer: string, hashes: string[]) => void
     revoke: (scope: string) => void
-    /** sha256 of bytes [start, end) of a stored blob */
-    sliceHash: (ref: BlobRef, start: number, end: number) => Promise<string>
     /** the local file of a stored blob */
     path: (hash: string) => string
     /** fetch a blob another peer holds (a worker's large result) */
@@ -45,8 +43,9 @@ export interface SubmitCampaign {
   id: string
   spec: CampaignSpec
   specHash: string
-  /** rows campaigns: shard byte offsets of the data set */
+  /** rows campaigns: shard byte offsets of the data set, and each shard's sha256 */
   offsets?: number[]
+  sliceHashes?: string[]
 }
 
 type LocalMessage =
@@ -96,7 +95,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   readonly #busyUntil = new Map<string, number>()
   /** workers that held a lease of a shard before it was re-queued: their late result is still theirs to give */
   readonly #previous = new Map<string, Set<string>>()
-  readonly #sliceHashes = new Map<string, string>()
+  /** rows campaigns: each shard's slice hash, from the scan at submit */
+  readonly #sliceHashes = new Map<string, string[]>()
   readonly #timer: ReturnType<typeof setInterval>
   #peers: PeerView[] = []
   #lastMetrics = 0
@@ -151,7 +151,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       }))
     })
     this.#runs.set(run.id, run)
-    await this.#save(run, msg.specHash, msg.offsets)
+    if (msg.sliceHashes != null) this.#sliceHashes.set(run.id, msg.sliceHashes)
+    await this.#save(run, msg.specHash, msg.offsets, msg.sliceHashes)
     this.#log.info({ campaign: run.id, name: msg.spec.name, shards: plan.count, priority: msg.spec.priority }, `campaign ${msg.spec.name} submitted`)
     if (run.finished) this.#finalize(run)
     this.#schedule(now)
@@ -262,7 +263,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   #sendLeases (run: CampaignRun, worker: string, leases: LeaseInfo[]): void {
     const sent = leases.map(l => ({ index: l.index, epoch: l.epoch }))
     const work = async (): Promise<LocalMessage> => {
-      const shards = await Promise.all(leases.map(async l => await this.#shard(run, l.index)))
+      const shards = leases.map(l => this.#shard(run, l.index))
       this.#ports.blobs.grant(run.id, worker, blobHashes(run.spec, shards))
       const reply = await this.#ctx.ask({ peer: worker, name: WORKER_ACTOR }, {
         type: 'lease',
@@ -280,17 +281,11 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       .catch(() => {})
   }
 
-  async #shard (run: CampaignRun, index: number): Promise<Shard> {
+  #shard (run: CampaignRun, index: number): Shard {
     const shard = run.plan.at(index)
     if (shard.kind !== 'rows') return shard
-    const key = `${run.id}:${index}`
-    let sliceHash = this.#sliceHashes.get(key)
-    if (sliceHash == null) {
-      if (run.spec.workload.kind !== 'onnx') throw new Error('rows shards need an onnx workload')
-      sliceHash = await this.#ports.blobs.sliceHash(run.spec.workload.data.blob, shard.byteStart, shard.byteEnd)
-      if (this.#sliceHashes.size > 50_000) this.#sliceHashes.clear()
-      this.#sliceHashes.set(key, sliceHash)
-    }
+    const sliceHash = this.#sliceHashes.get(run.id)?.[index]
+    if (sliceHash == null) throw new Error(`no slice hash for shard ${index} of ${run.id}`)
     return { ...shard, sliceHash }
   }
 
@@ -418,7 +413,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     })
   }
 
-  async #save (run: CampaignRun, specHash?: string, offsets?: number[]): Promise<void> {
+  async #save (run: CampaignRun, specHash?: string, offsets?: number[], sliceHashes?: string[]): Promise<void> {
     const previous = await this.#ports.store.campaign(run.id)
     await this.#ports.store.saveCampaign({
       id: run.id,
@@ -432,7 +427,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       done: run.doneCount,
       deadLetters: run.deadLetters(),
       runDir: this.#runDir(run.id),
-      offsets: offsets ?? previous?.offsets
+      offsets: offsets ?? previous?.offsets,
+      sliceHashes: sliceHashes ?? previous?.sliceHashes
     })
   }
 

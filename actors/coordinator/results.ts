@@ -24,8 +24,9 @@ export interface CampaignRecord {
   done: number
   deadLetters: DeadLetter[]
   runDir: string
-  /** shard byte offsets of a rows campaign's data set */
+  /** shard byte offsets of a rows campaign's data set, and each shard's sha256 */
   offsets?: number[]
+  sliceHashes?: string[]
 }
 
 function sub<V> (db: Db, name: string) {

@@ -5,7 +5,6 @@ import {
   COORDINATOR_ACTOR, ResultAckSchema, WORKER_QUEUE_FACTOR, WorkerRequestSchema,
   type CoordinatorRequest, type Lease, type LeaseReply, type WorkerRequest
 } from '../../protocols/campaign/messages.ts'
-import type { ShardOutput } from '../../protocols/campaign/shard.ts'
 import type { BlobRef, Workload } from '../../protocols/campaign/spec.ts'
 import { describeError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
@@ -20,8 +19,8 @@ export interface WorkerPorts {
   blobs: {
     /** a workload file from `from`'s store (cached after the first time); the local path */
     fetch: (from: string, ref: BlobRef, signal: AbortSignal) => Promise<string>
-    /** bytes [start, end) of `ref` on `from`, whose sha256 is `hash`; the local path */
-    fetchSlice: (from: string, ref: BlobRef, range: { start: number, end: number, hash: string }, signal: AbortSignal) => Promise<string>
+    /** bytes [start, end) of `ref` on `from`, whose sha256 is `hash`: where to read them locally */
+    fetchSlice: (from: string, ref: BlobRef, range: { start: number, end: number, hash: string }, signal: AbortSignal) => Promise<{ path: string, start: number, end: number }>
     /** keep `bytes` for `peer` to fetch (a result too large for a message) */
     offer: (peer: string, bytes: Uint8Array, name: string) => Promise<BlobRef>
   }
@@ -50,9 +49,8 @@ type LocalMessage =
 
 export type WorkerMessage = WorkerRequest | LocalMessage
 
-/** results above this size travel as a blob the coordinator fetches, not in the message */
-const INLINE_OUTPUT_BYTES = 192 * 1024
 const PROGRESS_EVERY_MS = 250
+const STARTED_AFTER_MS = 250
 const DELIVERY: { backoff: { initialMs: number, factor: number, maxMs: number, jitter: number }, giveUpMs: number } = {
   backoff: { initialMs: 500, factor: 2, maxMs: 15_000, jitter: 0.2 },
   giveUpMs: 10 * 60_000
@@ -198,8 +196,9 @@ class Worker implements Behavior<WorkerMessage> {
     const log = this.#log.child({ campaign: task.campaignId, shard: shard.index, attempt: task.lease.attempt })
     const signal = AbortSignal.any([task.abort.signal, AbortSignal.timeout(task.lease.timeoutMs)])
     let outcome: Extract<CoordinatorRequest, { type: 'result' }>['outcome'] | undefined
+    // shards that take a while are reported RUNNING; quick ones need no extra message
+    const startedTimer = setTimeout(() => { this.#progress(task, 0) }, STARTED_AFTER_MS)
     try {
-      this.#progress(task, 0)
       const files = await this.#files(task, signal)
       let lastProgress = 0
       const output = await this.#ports.runners[task.workload.kind].run(this.#taskFor(task, files), {
@@ -212,7 +211,7 @@ class Worker implements Behavior<WorkerMessage> {
           this.#progress(task, fraction)
         }
       })
-      outcome = await this.#outcomeOf(task, output)
+      outcome = { ok: true, output }
     } catch (err) {
       if (task.aborted === 'cancelled') {
         log.info('shard cancelled')
@@ -226,6 +225,7 @@ class Worker implements Behavior<WorkerMessage> {
         outcome = { ok: false, error: message, retryable }
       }
     }
+    clearTimeout(startedTimer)
     const durationMs = performance.now() - started
     // the slot is free once the work is: delivering the result must not hold it,
     // or the coordinator's next lease would find this worker still full
@@ -254,16 +254,9 @@ class Worker implements Behavior<WorkerMessage> {
     return { campaignId: task.campaignId, shard: task.lease.shard, attempt: task.lease.attempt, params: task.params, workload: task.workload, files }
   }
 
-  async #outcomeOf (task: Task, output: ShardOutput): Promise<{ ok: true, output?: ShardOutput, blob?: BlobRef }> {
-    const json = JSON.stringify(output)
-    if (json.length <= INLINE_OUTPUT_BYTES) return { ok: true, output }
-    const blob = await this.#ports.blobs.offer(task.coordinator, new TextEncoder().encode(json), `${task.campaignId}-${task.lease.shard.index}.json`)
-    return { ok: true, blob }
-  }
-
   /** Until the coordinator acknowledges (stored durably), or says the lease is no longer ours. */
   async #deliver (task: Task, outcome: Extract<CoordinatorRequest, { type: 'result' }>['outcome'], durationMs: number, log: Logger): Promise<void> {
-    const msg: CoordinatorRequest = {
+    const msg: Extract<CoordinatorRequest, { type: 'result' }> = {
       type: 'result', campaignId: task.campaignId, index: task.lease.shard.index, epoch: task.lease.epoch, attempt: task.lease.attempt, durationMs, outcome
     }
     const giveUpAt = Date.now() + DELIVERY.giveUpMs
@@ -273,6 +266,12 @@ class Worker implements Behavior<WorkerMessage> {
         if (ack.stale === true && ack.ok !== true) log.info('result refused as stale: the shard belongs to another lease now')
         return
       } catch (err) {
+        if ((err as Error).name === 'FrameTooLargeError' && msg.outcome.ok && msg.outcome.output != null) {
+          // too large for a message: the coordinator fetches it as a blob instead
+          const bytes = new TextEncoder().encode(JSON.stringify(msg.outcome.output))
+          msg.outcome = { ok: true, blob: await this.#ports.blobs.offer(task.coordinator, bytes, `${task.campaignId}-${task.lease.shard.index}.json`) }
+          continue
+        }
         if (Date.now() > giveUpAt) {
           log.error({ err: describeError(err) }, 'gave up delivering a shard result; the coordinator will re-run the shard')
           return

@@ -20,6 +20,19 @@ export interface CampaignAsset {
   /** where it is named in the spec, e.g. workload.model */
   field: string
   path: string
+  /** already in the store (a data set copied while it was scanned) */
+  stored?: BlobRef
+}
+
+/** A blob store to copy data sets into while they are scanned (the node's; the CLI passes none). */
+export interface IngestStore {
+  createWriter: (opts: { name: string }) => Promise<{
+    write: (chunks: readonly Uint8Array[]) => Promise<void>
+    finish: () => Promise<string>
+    commit: () => Promise<unknown>
+    discard: () => Promise<void>
+    readonly bytes: number
+  }>
 }
 
 /**
@@ -40,7 +53,7 @@ export interface LoadedCampaign {
 
 const ARM_FLAGS = new Set(['neon', 'asimd', 'sve', 'sve2', 'sme'])
 
-export async function loadCampaignFile (path: string, signal?: AbortSignal): Promise<LoadedCampaign> {
+export async function loadCampaignFile (path: string, opts: { signal?: AbortSignal, store?: IngestStore } = {}): Promise<LoadedCampaign> {
   const file = resolve(path)
   let text: string
   try {
@@ -54,11 +67,11 @@ export async function loadCampaignFile (path: string, signal?: AbortSignal): Pro
     const where = e.linePos?.[0] != null ? `:${e.linePos[0].line}:${e.linePos[0].col}` : ''
     throw new CampaignFileError(`${path}${where}: not valid YAML or JSON: ${e.message.split('\n')[0]}`)
   }
-  return await loadCampaignObject(doc.toJS(), dirname(file), { file, ...await gitSource(file) }, basename(path), signal)
+  return await loadCampaignObject(doc.toJS(), dirname(file), { file, ...await gitSource(file) }, basename(path), opts)
 }
 
 /** The same checks for a spec that arrives as an object (the REST API). */
-export async function loadCampaignObject (raw: unknown, baseDir: string, source: CampaignSpec['source'], label = 'campaign', signal?: AbortSignal): Promise<LoadedCampaign> {
+export async function loadCampaignObject (raw: unknown, baseDir: string, source: CampaignSpec['source'], label = 'campaign', opts: { signal?: AbortSignal, store?: IngestStore } = {}): Promise<LoadedCampaign> {
   const parsed = CampaignFileSchema.safeParse(raw, {
     error: (issue) => issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined
   })
@@ -73,6 +86,25 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
     if (!info!.isFile()) fail(field, `${p} is not a file`)
     assets.push({ field, path: abs })
     return abs
+  }
+  /** scans a data set, copying it into the store on the way when there is one */
+  const scan = async (field: string, path: string, format: 'csv' | 'jsonl'): Promise<DataSetIndex> => {
+    const perShard = spec.shards.rows!.perShard
+    const writer = await opts.store?.createWriter({ name: basename(path) })
+    try {
+      const index = await scanDataSet(path, format, perShard, opts.signal, writer)
+      if (writer != null) {
+        const hash = await writer.finish()
+        await writer.commit()
+        assets.find(a => a.field === field)!.stored = { hash, size: writer.bytes, name: basename(path) }
+      }
+      return index
+    } catch (err) {
+      if (err instanceof DataSetError) throw new CampaignFileError(`${label}: ${field}: ${err.message}`)
+      throw err
+    } finally {
+      await writer?.discard()
+    }
   }
 
   const w = spec.workload
@@ -89,14 +121,14 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
     await asset('workload.model', w.model)
     const dataPath = await asset('workload.data', w.data)
     const format = w.format ?? formatOf(dataPath) ?? fail('workload.format', `cannot tell the format of ${w.data} from its extension; set format: csv or jsonl`)
-    data = await scan(dataPath, format, spec.shards.rows!.perShard, 'workload.data', signal)
+    data = await scan('workload.data', dataPath, format)
     if (data.rows === 0) fail('workload.data', `${w.data} has no data rows`)
     checkColumns(data, w.input.columns, 'workload.input.columns', w.data, fail)
     if (w.reference != null) {
       if (w.reference.data != null) {
         const refPath = await asset('workload.reference.data', w.reference.data)
         const refFormat = formatOf(refPath) ?? fail('workload.reference.data', `cannot tell the format of ${w.reference.data}; use .csv or .jsonl`)
-        reference = await scan(refPath, refFormat, spec.shards.rows!.perShard, 'workload.reference.data', signal)
+        reference = await scan('workload.reference.data', refPath, refFormat)
         if (reference.rows !== data.rows) fail('workload.reference.data', `has ${reference.rows} rows but the data set has ${data.rows}; they must be row-aligned`)
         checkColumns(reference, [w.reference.column], 'workload.reference.column', w.reference.data, fail)
       } else {
@@ -132,7 +164,7 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
 /** Stores the campaign's files (by content hash) and returns the spec the mesh runs. */
 export async function resolveCampaign (loaded: LoadedCampaign, putFile: (path: string, name: string) => Promise<BlobRef>): Promise<CampaignSpec> {
   const refs = new Map<string, BlobRef>()
-  for (const a of loaded.assets) refs.set(a.field, await putFile(a.path, basename(a.path)))
+  for (const a of loaded.assets) refs.set(a.field, a.stored ?? await putFile(a.path, basename(a.path)))
   const ref = (field: string): BlobRef => refs.get(field)!
   const w = loaded.spec.workload
   let workload: Workload
@@ -184,15 +216,6 @@ function formatOf (path: string): 'csv' | 'jsonl' | undefined {
   if (ext === '.csv') return 'csv'
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl'
   return undefined
-}
-
-async function scan (path: string, format: 'csv' | 'jsonl', perShard: number, field: string, signal?: AbortSignal): Promise<DataSetIndex> {
-  try {
-    return await scanDataSet(path, format, perShard, signal)
-  } catch (err) {
-    if (err instanceof DataSetError) throw new CampaignFileError(`${field}: ${err.message}`)
-    throw err
-  }
 }
 
 function checkColumns (data: DataSetIndex, wanted: string[], field: string, file: string, fail: (field: string, message: string) => never): void {

@@ -63,7 +63,6 @@ export class CampaignService implements CampaignApi {
       blobs: {
         grant: (scope, peer, hashes) => { access.grant(scope, peer, hashes) },
         revoke: (scope) => { access.revoke(scope) },
-        sliceHash: async (ref, start, end) => sha256(await blobs.store.readRange(ref.hash, start, end)),
         path: (hash) => blobs.store.path(hash),
         fetch: async (peer, ref, signal) => await readFile(await blobs.fetch(peer, { hash: ref.hash, size: ref.size, name: ref.name }, { signal }))
       }
@@ -84,7 +83,15 @@ export class CampaignService implements CampaignApi {
           ready.set(ref.hash, path)
           return path
         },
-        fetchSlice: async (from, ref, range, signal) => await blobs.fetch(from, { hash: ref.hash, range, name: `${ref.name}[${range.start},${range.end})` }, { signal }),
+        fetchSlice: async (from, ref, range, signal) => {
+          // the whole data set is here (this node coordinates, or fetched it before): read the range in place
+          if (ready.has(ref.hash) || await blobs.store.has(ref.hash)) {
+            ready.set(ref.hash, blobs.store.path(ref.hash))
+            return { path: blobs.store.path(ref.hash), start: range.start, end: range.end }
+          }
+          const path = await blobs.fetch(from, { hash: ref.hash, range, name: `${ref.name}[${range.start},${range.end})` }, { signal })
+          return { path, start: 0, end: range.end - range.start }
+        },
         offer: async (peer, bytes, name) => {
           const ref = await blobs.store.putBytes(bytes, name)
           access.grant(`result:${ref.hash}`, peer, [ref.hash])
@@ -95,14 +102,15 @@ export class CampaignService implements CampaignApi {
   }
 
   async submit (body: SubmitBody): Promise<CampaignStatus> {
+    const store = this.#init.blobs.store
     const loaded = 'file' in body
-      ? await loadCampaignFile(body.file)
-      : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign')
+      ? await loadCampaignFile(body.file, { store })
+      : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign', { store })
     const spec = await resolveCampaign(loaded, async (path, name) => await this.#init.blobs.store.putFile(path, name))
     const specHash = sha256(new TextEncoder().encode(JSON.stringify(spec)))
     const id = `c-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`
     return await this.#init.host.ask<CampaignStatus>(this.#coordinator, {
-      type: 'submit', id, spec, specHash, offsets: loaded.data?.offsets
+      type: 'submit', id, spec, specHash, offsets: loaded.data?.offsets, sliceHashes: loaded.data?.sliceHashes
     } satisfies CoordinatorMessage, { timeoutMs: 60_000 })
   }
 

@@ -8,7 +8,6 @@ import type { Command } from 'commander'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
-import { loadCampaignFile } from '../campaign/load.ts'
 import { UsageError } from './errors.ts'
 import { ago } from './format.ts'
 
@@ -120,8 +119,7 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
     .option('--wait', 'follow it to the end with a progress bar; exit non-zero unless it succeeds')
     .option('--json', 'print the status as JSON')
     .action(async (file: string, flags: Record<string, unknown>) => {
-      // the same checks the node makes, here first, so a bad file fails fast and names the field
-      await loadCampaignFile(file)
+      // the node validates (and reads the files once, into its blob store); a bad file comes back as a 400 naming the field
       const api = await client(flags)
       const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body: { file: resolve(file) }, timeoutMs: 120_000 })
       if (flags.wait !== true) {

@@ -20,7 +20,9 @@ export function exitWithError (prog: string, err: unknown): never {
   const e = err instanceof Error ? err : new Error(String(err))
   process.stderr.write(`${prog}: error: ${e.message}\n`)
   if (process.env.ZP_DEBUG === '1' && e.stack != null) process.stderr.write(e.stack + '\n')
-  process.exit(USAGE_ERRORS.has(e.name) ? EXIT_USAGE : EXIT_FAILURE)
+  // a 400 from the node is bad input too (a malformed campaign file, say)
+  const badRequest = e.name === 'ApiClientError' && (e as { status?: number }).status === 400
+  process.exit(USAGE_ERRORS.has(e.name) || badRequest ? EXIT_USAGE : EXIT_FAILURE)
 }
 
 export function positiveInt (flag: string) {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { Stream } from '@libp2p/interface'
 import {
-  ActorStoppingError, PeerUnreachableError, InvalidMessageError, UnsupportedVersionError, errorForStatus, describeError, isActorError
+  ActorStoppingError, PeerUnreachableError, FrameTooLargeError, UnsupportedVersionError, errorForStatus, describeError, isActorError
 } from '../../actors/runtime/errors.ts'
 import type { RemoteRequest } from '../../actors/runtime/types.ts'
 import { decodeAs, encode } from '../common/codec.ts'
@@ -50,7 +50,7 @@ export class ActorChannel {
     const id = this.#nextId++
     const payload = encode({ v: ACTOR_WIRE_VERSION, id, ...req })
     if (payload.byteLength > MAX_FRAME_BYTES) {
-      throw new InvalidMessageError(`message for '${req.to}' is ${payload.byteLength} bytes, over the ${MAX_FRAME_BYTES}-byte frame limit; send bulk data as a blob`)
+      throw new FrameTooLargeError(`message for '${req.to}' is ${payload.byteLength} bytes, over the ${MAX_FRAME_BYTES}-byte frame limit; send bulk data as a blob`)
     }
     const stream = await this.#stream_(signal)
     let answer: Promise<unknown> | undefined

@@ -6,7 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { ZpNode } from '../../node/node.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { tempDir, waitFor } from '../helpers.ts'
-import { createMesh, waitForPeers, type Mesh } from './harness.ts'
+import { createMesh, fakeCapabilities, waitForPeers, type Mesh } from './harness.ts'
 
 const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
 
@@ -100,7 +100,6 @@ describe('campaign semantics', () => {
     }, { what: 'a waiting reason' })
     expect(queued.state).toBe('QUEUED')
     expect(queued.waiting).toMatch(/no peer meets the requirements \(fpga\.acme\.u250\): .*a lacks fpga\.acme\.u250/)
-    const { fakeCapabilities } = await import('./harness.ts')
     await mesh!.start({ name: 'fpga-box', bootstrap: [multiaddr(a!.multiaddrs()[0]!)], probe: fakeCapabilities({ 'fpga.acme.u250': { status: 'ok' } }) })
     const done = await finished(a!, s.id)
     expect(done.state).toBe('SUCCEEDED')
@@ -166,5 +165,25 @@ describe('priorities', () => {
     // LOW only advanced by what was already leased when HIGH arrived (one running, one queued) and what it had done
     expect(lowWhenHighEnded.shards.done).toBeLessThan(10)
     expect((await finished(a, low.id)).state).toBe('SUCCEEDED')
+  })
+})
+
+describe('large results', () => {
+  it('a shard whose rows do not fit in a message reaches the coordinator as a blob', async () => {
+    mesh = await createMesh()
+    const coordinator = await mesh.start({ name: 'coord', probe: fakeCapabilities() })
+    await mesh.start({ name: 'remote', bootstrap: [multiaddr(coordinator.multiaddrs()[0]!)], probe: fakeCapabilities({ 'test.role.worker': { status: 'ok' } }) })
+    const file = await campaignFile('big', {
+      shards: { iterations: { total: 200, perShard: 100, seed: 9 } },
+      params: { padding: 4000 },
+      requires: { capabilities: ['test.role.worker'] }
+    })
+    const s = await coordinator.campaigns.submit({ file })
+    const done = await finished(coordinator, s.id)
+    expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { done: 2 } })
+    expect(done.workers.map(w => w.name)).toEqual(['remote'])
+    const rows = (await exported(coordinator, s.id, 'jsonl')).trim().split('\n').map(l => JSON.parse(l) as { item: number, pad: string })
+    expect(rows).toHaveLength(200)
+    expect(rows.every((r, i) => r.item === i && r.pad.length === 4000)).toBe(true)
   })
 })

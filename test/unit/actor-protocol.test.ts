@@ -58,7 +58,7 @@ describe('actor protocol over a stream pair', () => {
   it('refuses messages over the frame limit before sending them', async () => {
     const { a, b } = await linkedHosts()
     b.spawn('sink', { access: 'public', schema: z.unknown(), create: () => ({ receive: () => 'ok' }) })
-    await expect(a.ask({ peer: 'B', name: 'sink' }, 'x'.repeat(300 * 1024))).rejects.toMatchObject({ name: 'InvalidMessageError', message: expect.stringContaining('blob') })
+    await expect(a.ask({ peer: 'B', name: 'sink' }, 'x'.repeat(300 * 1024))).rejects.toMatchObject({ name: 'FrameTooLargeError', message: expect.stringContaining('blob') })
   })
 
   it('fails asks in flight with PeerUnreachableError when the connection dies, then reconnects', async () => {

@@ -90,6 +90,23 @@ shards: { rows: { perShard: 4 } }
 })
 
 describe('data set scanning', () => {
+  it('hashes each shard\'s bytes in the same pass, across chunk boundaries, quoted newlines and blank lines', async () => {
+    const { createHash } = await import('node:crypto')
+    const rows = Array.from({ length: 5000 }, (_, i) => i % 97 === 0 ? `${i},"multi\nline, quoted",${'x'.repeat(300)}` : `${i},plain,${'y'.repeat(300)}`)
+    const text = `id,note,pad\n${rows.slice(0, 2500).join('\n')}\n\n   \n${rows.slice(2500).join('\r\n')}`
+    const file = join(dir.path, 'big.csv')
+    await writeFile(file, text)
+    const index = await scanDataSet(file, 'csv', 333, undefined)
+    expect(index.rows).toBe(5000)
+    expect(index.sliceHashes).toHaveLength(index.offsets.length - 1)
+    const bytes = Buffer.from(text)
+    index.sliceHashes.forEach((h, i) => {
+      expect(h, `shard ${i}`).toBe(createHash('sha256').update(bytes.subarray(index.offsets[i], index.offsets[i + 1])).digest('hex'))
+    })
+    const firstIds = index.offsets.slice(0, -1).map(o => Number(bytes.subarray(o, o + 12).toString().split(',')[0]))
+    expect(firstIds).toEqual(Array.from({ length: 16 }, (_, i) => i * 333))
+  })
+
   it('finds each shard\'s bytes so that slicing them gives exactly its rows', async () => {
     const file = join(dir.path, 'data.csv')
     const index = await scanDataSet(file, 'csv', 3)

@@ -33,10 +33,15 @@ export interface RowReader {
   close: () => void
 }
 
-export function openRowReader (file: string, opts: RowReaderOptions): RowReader {
+/** Rows from bytes [start, end) of `path` (the whole file without bounds). */
+export function openRowReader (data: { path: string, start?: number, end?: number }, opts: RowReaderOptions): RowReader {
   // checks that need no data come first, so a bad workload fails without touching the file
   const readRow = opts.format === 'csv' ? csvRows(opts) : jsonlRows(opts)
-  const stream = createReadStream(file, { encoding: 'utf8', highWaterMark: CHUNK_BYTES })
+  const start = data.start ?? 0
+  // createReadStream's end is inclusive; an empty range must read nothing
+  const stream = data.end != null && data.end <= start
+    ? createReadStream(data.path, { encoding: 'utf8', start: 0, end: -1 })
+    : createReadStream(data.path, { encoding: 'utf8', highWaterMark: CHUNK_BYTES, start, ...(data.end != null ? { end: data.end - 1 } : {}) })
   const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<string>
   const width = opts.inputColumns.length
   return {

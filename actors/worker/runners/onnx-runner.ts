@@ -57,7 +57,7 @@ export function createOnnxRunner (env: RunnerEnvironment): OnnxRunner {
     }
   }
 
-  async function infer (task: ShardTask, workload: OnnxWorkload, choice: SessionChoice, dataFile: string, ctx: RunContext): Promise<unknown[]> {
+  async function infer (task: ShardTask, workload: OnnxWorkload, choice: SessionChoice, data: NonNullable<ShardTask['files']['data']>, ctx: RunContext): Promise<unknown[]> {
     const { session } = choice
     const { shard } = task
     const label = shardLabel(task)
@@ -69,7 +69,7 @@ export function createOnnxRunner (env: RunnerEnvironment): OnnxRunner {
     if (outputColumn === ROW_FIELD) throw new InputDataError(`output.column '${ROW_FIELD}' would overwrite the row index every result row carries; choose another name`)
     checkInput(session, inputName, width, workload.batchSize)
 
-    const reader = openRowReader(dataFile, {
+    const reader = openRowReader(data, {
       format: workload.data.format,
       dataColumns: workload.data.columns,
       inputColumns: columns,

@@ -16,8 +16,13 @@ export interface ShardTask {
     module?: string
     /** onnx workloads: the model file */
     model?: string
-    /** onnx workloads: this shard's rows of the data set, exactly bytes [byteStart, byteEnd), no CSV header */
-    data?: string
+    /**
+     * onnx workloads: where this shard's rows are: bytes [start, end) of `path`
+     * (no CSV header). The whole data set when the worker has it, read in
+     * place; else a fetched slice (start 0, end its size). Absent bounds: the
+     * start and the end of the file.
+     */
+    data?: { path: string, start?: number, end?: number }
   }
   /** the last checkpoint a previous attempt of this shard saved (module workloads) */
   resumeFrom?: unknown
