@@ -1,8 +1,4 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DEFAULT_ASK_TIMEOUT_MS } from '../../actors/runtime/host.ts'
@@ -14,9 +10,9 @@ import { frame } from '../../protocols/common/framing.ts'
 import { fakeCapabilities } from '../../test/mesh/harness.ts'
 import { CPU_ACTOR, ECHO_ACTOR, ECHO_PROTOCOL, PROGRESS, RawEchoClient, type Progress } from '../echo.ts'
 import { closedLoop, loadFigures, type LoadWindow } from '../load.ts'
+import { spawnPeer } from '../peer-process.ts'
 import type { Row, Suite, SuiteContext, SuiteOutput } from '../suite.ts'
 
-const PEER_SCRIPT = fileURLToPath(new URL('../peer.ts', import.meta.url))
 /** per path and concurrency */
 const WARMUP_MS = 1000
 /** counted time per path and concurrency: WINDOWS × WINDOW_MS, alternating actor and raw */
@@ -32,7 +28,7 @@ export const actorSuite: Suite = {
 
 async function runActorSuite (ctx: SuiteContext): Promise<SuiteOutput> {
   await using stack = new AsyncDisposableStack()
-  const peer = await spawnPeer(join(ctx.tmp, 'peer'), ctx.signal)
+  const peer = await spawnPeer(join(ctx.tmp, 'peer'), [], ctx.signal, 30_000)
   stack.defer(async () => { await peer.stop() })
   const node = await ZpNode.start({
     dataDir: join(ctx.tmp, 'bench'),
@@ -135,39 +131,3 @@ function describe (row: Row): string {
     `p50 ${latency!.stats!.p50.toFixed(3)} ms, p99 ${latency!.stats!.p99.toFixed(3)} ms, CPU ${row.figures.cpu!.value.toFixed(0)} µs/op`
 }
 
-interface PeerProcess {
-  peerId: string
-  multiaddrs: string[]
-  stop: () => Promise<void>
-}
-
-/** Starts bench/peer.ts and reads the address it prints. */
-async function spawnPeer (dataDir: string, signal: AbortSignal): Promise<PeerProcess> {
-  const child = spawn(process.execPath, [PEER_SCRIPT, dataDir], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4000) })
-  // closing stdin is how the peer is told to stop; a peer that already died must not turn that into an EPIPE crash here
-  child.stdin.on('error', () => {})
-  const exited = new Promise<number | null>(resolve => {
-    child.once('exit', code => { resolve(code) })
-    child.once('error', err => { stderr += err.message; resolve(null) })
-  })
-  const stop = async (): Promise<void> => {
-    child.stdin.end()
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(kill)
-  }
-  try {
-    const lines = createInterface({ input: child.stdout })
-    const [line] = await Promise.race([
-      once(lines, 'line', { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) }) as Promise<[string]>,
-      exited.then(code => { throw new Error(`bench peer exited (code ${code}) before it listened:\n${stderr}`) })
-    ])
-    const info = JSON.parse(line) as { peerId: string, multiaddrs: string[] }
-    return { ...info, stop }
-  } catch (err) {
-    await stop()
-    throw err
-  }
-}

@@ -1,9 +1,5 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -22,9 +18,9 @@ import { FrameDecoder, frame } from '../../protocols/common/framing.ts'
 import { fakeCapabilities } from '../../test/mesh/harness.ts'
 import { CPU_ACTOR } from '../echo.ts'
 import { summarize } from '../stats.ts'
+import { spawnPeer } from '../peer-process.ts'
 import type { Figure, Row, Suite, SuiteContext, SuiteOutput } from '../suite.ts'
 
-const PEER_SCRIPT = fileURLToPath(new URL('../peer.ts', import.meta.url))
 /** the blob the peer holds; raw pulls move as many bytes */
 const BLOB_MB = 128
 /** counted runs per case, after one warm-up run, cases alternating */
@@ -282,39 +278,3 @@ function describe (row: Row): string {
     (peerCpu != null ? ` here, ${peerCpu.value.toFixed(2)} ms/MB on the peer` : '')
 }
 
-interface PeerProcess {
-  peerId: string
-  multiaddrs: string[]
-  blob?: BlobRef
-  stop: () => Promise<void>
-}
-
-/** Starts bench/peer.ts with `args` and reads the line it prints once it listens. */
-async function spawnPeer (dataDir: string, args: string[], signal: AbortSignal): Promise<PeerProcess> {
-  const child = spawn(process.execPath, [PEER_SCRIPT, dataDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4000) })
-  // closing stdin is how the peer is told to stop; a peer that already died must not turn that into an EPIPE crash here
-  child.stdin.on('error', () => {})
-  const exited = new Promise<number | null>(resolve => {
-    child.once('exit', code => { resolve(code) })
-    child.once('error', err => { stderr += err.message; resolve(null) })
-  })
-  const stop = async (): Promise<void> => {
-    child.stdin.end()
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
-    await exited
-    clearTimeout(kill)
-  }
-  try {
-    const lines = createInterface({ input: child.stdout })
-    const [line] = await Promise.race([
-      once(lines, 'line', { signal: AbortSignal.any([signal, AbortSignal.timeout(60_000)]) }) as Promise<[string]>,
-      exited.then(code => { throw new Error(`bench peer exited (code ${code}) before it listened:\n${stderr}`) })
-    ])
-    return { ...JSON.parse(line) as Omit<PeerProcess, 'stop'>, stop }
-  } catch (err) {
-    await stop()
-    throw err
-  }
-}

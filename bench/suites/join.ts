@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { LocalNode, type LocalNodeSpec } from '../../bootstrap/local.ts'
+import type { LocalNode } from '../../bootstrap/local.ts'
 import type { PeerJson } from '../../node/api/routes.ts'
 import { ApiClient, resolveApiTarget } from '../../node/api/client.ts'
 import { readNodeInfo } from '../../node/datadir.ts'
@@ -8,6 +8,7 @@ import { silentLogger } from '../../node/logger.ts'
 import { ZpNode, type NodeOptions } from '../../node/node.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import { fakeCapabilities } from '../../test/mesh/harness.ts'
+import { spawnNode } from '../mesh.ts'
 import { summarize } from '../stats.ts'
 import type { Figure, Row, Suite, SuiteContext } from '../suite.ts'
 
@@ -126,17 +127,6 @@ async function joinProcesses (ctx: SuiteContext): Promise<Row[]> {
   return flavours.map(f => ({ name: f.name, figures: { join: durations(f.joins), startup: durations(f.startups) } }))
 }
 
-/** Spawns a zp-node that stops with `stack`, and is killed outright if the bench process exits first. */
-async function spawnNode (spec: LocalNodeSpec, stack: AsyncDisposableStack): Promise<LocalNode> {
-  const node = await LocalNode.spawn(spec)
-  const kill = (): void => { node.kill('SIGKILL') }
-  process.once('exit', kill)
-  stack.defer(async () => {
-    await node.stop(5000)
-    process.off('exit', kill)
-  })
-  return node
-}
 
 async function until<T> (probe: () => T | undefined | Promise<T | undefined>, what: string, signal: AbortSignal): Promise<T> {
   const deadline = Date.now() + JOIN_TIMEOUT_MS
