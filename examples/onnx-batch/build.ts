@@ -15,9 +15,8 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import onnxProto from 'onnx-proto'
+import { encodeModel as encodeOnnx, floatTensor, valueInfo } from '../../node/probe/onnx-model.ts'
 
-const { onnx } = onnxProto
 
 /** the input width; campaign.yaml lists these columns, f0 … f31 */
 export const FEATURES = 32
@@ -112,35 +111,24 @@ function forward (mlp: Mlp, x: Float32Array): number {
 }
 
 function encodeModel (mlp: Mlp): Uint8Array {
-  const FLOAT = onnx.TensorProto.DataType.FLOAT
-  const tensor = (name: string, dims: number[], values: Float32Array): onnxProto.onnx.ITensorProto =>
-    ({ name, dims, dataType: FLOAT, floatData: Array.from(values) })
-  const io = (name: string, width: number): onnxProto.onnx.IValueInfoProto => ({
-    name,
+  return encodeOnnx({
+    name: 'mlp',
+    producer: 'zp-examples',
+    node: [
+      { opType: 'Gemm', input: ['features', 'w1', 'b1'], output: ['z1'] },
+      { opType: 'Tanh', input: ['z1'], output: ['h1'] },
+      { opType: 'Gemm', input: ['h1', 'w2', 'b2'], output: ['prediction'] }
+    ],
+    initializer: [
+      floatTensor('w1', [FEATURES, mlp.hidden], mlp.w1),
+      floatTensor('b1', [mlp.hidden], mlp.b1),
+      floatTensor('w2', [mlp.hidden, 1], mlp.w2),
+      floatTensor('b2', [1], mlp.b2)
+    ],
     // a symbolic batch dimension, as exported models have it: the runner picks the batch size
-    type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'n' }, { dimValue: width }] } } }
+    input: [valueInfo('features', ['n', FEATURES])],
+    output: [valueInfo('prediction', ['n', 1])]
   })
-  return onnx.ModelProto.encode({
-    irVersion: 8,
-    producerName: 'zp-examples',
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: {
-      name: 'mlp',
-      node: [
-        { opType: 'Gemm', input: ['features', 'w1', 'b1'], output: ['z1'] },
-        { opType: 'Tanh', input: ['z1'], output: ['h1'] },
-        { opType: 'Gemm', input: ['h1', 'w2', 'b2'], output: ['prediction'] }
-      ],
-      initializer: [
-        tensor('w1', [FEATURES, mlp.hidden], mlp.w1),
-        tensor('b1', [mlp.hidden], mlp.b1),
-        tensor('w2', [mlp.hidden, 1], mlp.w2),
-        tensor('b2', [1], mlp.b2)
-      ],
-      input: [io('features', FEATURES)],
-      output: [io('prediction', 1)]
-    }
-  }).finish()
 }
 
 /** mulberry32: a tiny seeded PRNG, uniform in [0, 1); plenty for synthetic weights and data. */
