@@ -1,6 +1,5 @@
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { LocalNode } from '../../bootstrap/local.ts'
 import type { PeerJson } from '../../node/api/routes.ts'
 import { ApiClient, resolveApiTarget } from '../../node/api/client.ts'
 import { readNodeInfo } from '../../node/datadir.ts'
