@@ -1,10 +1,14 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createOnnxRunner, type OnnxRunner } from '../../actors/worker/runners/onnx-runner.ts'
+import { Worker } from 'node:worker_threads'
+import ort from 'onnxruntime-node'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { inferShard } from '../../actors/worker/runners/onnx-infer.ts'
+import type { RunRequest } from '../../actors/worker/runners/onnx-protocol.ts'
+import { createOnnxRunner, type OnnxRunner, type OnnxRunnerOptions } from '../../actors/worker/runners/onnx-runner.ts'
 import { ShardFailure, type RunnerEnvironment } from '../../actors/worker/runners/types.ts'
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
-import { tempDir } from '../helpers.ts'
+import { tempDir, waitFor } from '../helpers.ts'
 import { buildDenseModel, denseExpected, type Dense } from '../fixtures/runners/onnx-models.ts'
 import { onnxTask, recordingContext, runnerEnv, type OnnxWorkload } from '../fixtures/runners/tasks.ts'
 
@@ -31,8 +35,8 @@ beforeAll(async () => {
 afterAll(async () => { await dir.remove() })
 afterEach(async () => { await runner?.close() })
 
-function start (overrides: Partial<RunnerEnvironment> = {}): OnnxRunner {
-  runner = createOnnxRunner(runnerEnv(overrides))
+function start (overrides: Partial<RunnerEnvironment> = {}, opts: OnnxRunnerOptions = {}): OnnxRunner {
+  runner = createOnnxRunner(runnerEnv(overrides), opts)
   return runner
 }
 
@@ -151,16 +155,20 @@ describe('onnx runner', () => {
     expect(byDefault.info).toEqual({ executionProvider: 'cpu' })
   })
 
-  it('creates one session per model and provider, shared by concurrent and later shards', async () => {
-    const r = start()
+  it('opens a session once per thread, for each model and provider plan, and reuses it for every later shard', async () => {
+    const r = start({ slots: 2 })
     const data = await slice(csvOf(inputs(5)))
     const task = onnxTask({ model: twoModel, data }, csvWorkload({ batchSize: 2 }), { start: 0, end: 5 })
     const [first, second] = await Promise.all([r.run(task, recordingContext()), r.run(task, recordingContext())])
     expect(second).toEqual(first)
-    await r.run(task, recordingContext())
-    expect(r.stats().sessionsCreated).toBe(1)
+    // one or two threads took the two shards, each with its own session
+    const { threadsStarted } = r.stats()
+    expect(threadsStarted).toBeLessThanOrEqual(2)
+    expect(r.stats().sessionsCreated).toBe(threadsStarted)
+    for (let i = 0; i < 4; i++) expect(await r.run(task, recordingContext())).toEqual(first)
+    expect(r.stats()).toMatchObject({ threadsStarted, sessionsCreated: threadsStarted })
     await r.run(onnxTask({ model: oneModel, data }, csvWorkload({ input: { columns: ['a', 'b', 'c'], name: 'features' }, output: { column: 'y', name: 'score' } }), { start: 0, end: 5 }), recordingContext())
-    expect(r.stats().sessionsCreated).toBe(2)
+    expect(r.stats().sessionsCreated).toBe(threadsStarted + 1)
   })
 
   it.each([
@@ -198,12 +206,82 @@ describe('onnx runner', () => {
     expect(failure.message).toMatch(/cannot load the model .*: cpu: /)
   })
 
-  it('stops between batches when the shard is cancelled', async () => {
+  it('rejects a cancelled shard with the abort reason, and keeps its thread: the thread stopped by itself', async () => {
+    const r = start({ slots: 1 }, { abortGraceMs: 60_000 })
     const controller = new AbortController()
     const reason = new Error('cancelled')
     const ctx = recordingContext(controller.signal, () => { controller.abort(reason) })
     const data = await slice(csvOf(inputs(100)))
-    await expect(start().run(onnxTask({ model: twoModel, data }, csvWorkload({ batchSize: 10 }), { start: 0, end: 100 }), ctx)).rejects.toBe(reason)
+    await expect(r.run(onnxTask({ model: twoModel, data }, csvWorkload({ batchSize: 10 }), { start: 0, end: 100 }), ctx)).rejects.toBe(reason)
+    // what the thread reports after the abort does not reach the caller
     expect(ctx.progressReports).toEqual([0.1])
+    expectRows((await r.run(onnxTask({ model: twoModel, data }, csvWorkload(), { start: 0, end: 100 }), recordingContext())).rows, TWO, inputs(100), 0)
+    expect(r.stats()).toMatchObject({ threadsStarted: 1, threadsAlive: 1 })
+  })
+
+  it('checks between batches whether the shard was cancelled (in its thread)', async () => {
+    const session = await ort.InferenceSession.create(twoModel)
+    try {
+      const controller = new AbortController()
+      const reported: number[] = []
+      const request: RunRequest = {
+        type: 'run',
+        id: 1,
+        workload: onnxTask({ model: twoModel, data: '' }, csvWorkload({ batchSize: 10 }), { start: 0, end: 100 }).workload as RunRequest['workload'],
+        data: { path: await slice(csvOf(inputs(100))) },
+        firstRow: 0,
+        rows: 100
+      }
+      const progress = (fraction: number): void => {
+        reported.push(fraction)
+        controller.abort()
+      }
+      await expect(inferShard(session, request, controller.signal, progress)).rejects.toMatchObject({ name: 'AbortError' })
+      expect(reported).toEqual([0.1])
+    } finally {
+      await session.release()
+    }
+  })
+
+  it('fails only the shard whose thread dies under it, retryably, and starts a new thread in its place', async () => {
+    const r = start({ slots: 2 })
+    const big = await slice(csvOf(inputs(40_000)))
+    // the thread each run request went to, found by the request's first row
+    const posts = vi.spyOn(Worker.prototype, 'postMessage')
+    const threadOf = (firstRow: number): Worker | undefined => {
+      const at = posts.mock.calls.findIndex(([message]) => (message as Partial<RunRequest>).type === 'run' && (message as RunRequest).firstRow === firstRow)
+      return at < 0 ? undefined : posts.mock.contexts[at] as Worker
+    }
+    // the thread exits by itself mid-shard, as one would on an uncaught error; not terminate(),
+    // which aborts the whole process when the thread is inside an ORT call
+    const crash = (): void => { threadOf(0)?.postMessage({ type: 'exit' }) }
+    try {
+      const doomed = r.run(onnxTask({ model: twoModel, data: big }, csvWorkload({ batchSize: 10 }), { start: 0, end: 40_000 }), recordingContext(undefined, crash))
+      const survivor = r.run(onnxTask({ model: twoModel, data: big }, csvWorkload({ batchSize: 1000 }), { start: 100_000, end: 140_000 }), recordingContext())
+      const failure = await failureOf(doomed)
+      expect(failure.retryable).toBe(true)
+      expect(failure.message).toBe('shard 0 of campaign c-test (attempt 1): its ONNX worker thread ended unexpectedly (exit code 0)')
+      expectRows((await survivor).rows, TWO, inputs(40_000), 100_000)
+    } finally {
+      posts.mockRestore()
+    }
+    const small = await slice(csvOf(inputs(5)))
+    const task = onnxTask({ model: twoModel, data: small }, csvWorkload(), { start: 0, end: 5 })
+    for (const { rows } of await Promise.all([r.run(task, recordingContext()), r.run(task, recordingContext())])) expectRows(rows, TWO, inputs(5), 0)
+    expect(r.stats()).toMatchObject({ threadsStarted: 3, threadsAlive: 2 })
+  })
+
+  it('ends idle threads after the idle time, and all threads on close', async () => {
+    const r = start({}, { idleMs: 200 })
+    const data = await slice(csvOf(inputs(40_000)))
+    await r.run(onnxTask({ model: twoModel, data }, csvWorkload(), { start: 0, end: 40_000 }), recordingContext())
+    await waitFor(() => r.stats().threadsAlive === 0, { timeoutMs: 10_000, what: 'the idle thread to exit' })
+    const started = Promise.withResolvers<void>()
+    const running = r.run(onnxTask({ model: twoModel, data }, csvWorkload({ batchSize: 10 }), { start: 0, end: 40_000 }), recordingContext(undefined, () => { started.resolve() }))
+    await started.promise
+    await r.close()
+    await expect(running).rejects.toThrow('the ONNX runner was closed while the shard ran')
+    expect(r.stats().threadsAlive).toBe(0)
+    await expect(r.run(onnxTask({ model: twoModel, data }, csvWorkload(), { start: 0, end: 1 }), recordingContext())).rejects.toThrow('the ONNX runner is closed')
   })
 })

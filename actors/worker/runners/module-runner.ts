@@ -1,8 +1,9 @@
 import { basename } from 'node:path'
 import type { ShardOutput } from '../../../protocols/campaign/shard.ts'
-import { ModuleLoadError, ModulePools, type ModulePoolStats, type ModuleThread } from './module-pool.ts'
-import type { FromThread } from './module-protocol.ts'
+import type { RunReport, ThreadData, ToThread } from './module-protocol.ts'
 import { errorText, shardLabel } from './shard-label.ts'
+import { ThreadLoadError, ThreadPools, type PoolThread, type ThreadKind, type ThreadPoolStats } from './thread-pool.ts'
+import { runOnThread } from './thread-run.ts'
 import { ShardFailure, type RunContext, type Runner, type RunnerEnvironment, type ShardTask } from './types.ts'
 
 export interface ModuleRunnerOptions {
@@ -13,8 +14,24 @@ export interface ModuleRunnerOptions {
 }
 
 export interface ModuleRunner extends Runner {
-  stats: () => ModulePoolStats
+  stats: () => ThreadPoolStats
 }
+
+/** Node 24 strips the types of a worker's .ts entry like those of any other module. */
+const MODULE_THREADS: ThreadKind<ThreadData> = {
+  name: 'module',
+  script: new URL('./module-thread.ts', import.meta.url),
+  logFields: ({ modulePath }) => ({ module: basename(modulePath) }),
+  describeExit: (code, uncaught) => uncaught === undefined
+    ? `the module ended its worker thread (process.exit(${code}))`
+    : `the module threw outside run() (in a callback or an unhandled promise), which ended its worker thread: ${uncaught.name}: ${uncaught.message}`,
+  // ended by itself while importing: the module's own doing (a top-level process.exit or throw in a callback)
+  startError: (description) => new ThreadLoadError(`while being imported, ${description}`),
+  // a module stuck in a loop must be stopped where it is
+  stop: 'terminate'
+}
+
+type ModuleThread = PoolThread<ThreadData, object, RunReport>
 
 /**
  * `module` workloads: the campaign's ES module runs in worker threads, never
@@ -23,9 +40,12 @@ export interface ModuleRunner extends Runner {
  * and reused across shards; each imports its module once.
  */
 export function createModuleRunner (env: RunnerEnvironment, opts: ModuleRunnerOptions = {}): ModuleRunner {
-  const pools = new ModulePools({ maxThreads: Math.max(1, env.slots), idleMs: opts.idleMs ?? 30_000, log: env.log })
+  const pools = new ThreadPools<ThreadData, object, RunReport>(MODULE_THREADS, {
+    maxThreads: Math.max(1, env.slots),
+    idleMs: opts.idleMs ?? 30_000,
+    log: env.log
+  })
   const graceMs = opts.abortGraceMs ?? 2_000
-  let lastId = 0
 
   async function run (task: ShardTask, ctx: RunContext): Promise<ShardOutput> {
     const label = shardLabel(task)
@@ -36,9 +56,9 @@ export function createModuleRunner (env: RunnerEnvironment, opts: ModuleRunnerOp
     const name = task.workload.kind === 'module' ? task.workload.module.name : basename(path)
     let thread: ModuleThread
     try {
-      thread = await pools.acquire(path, ctx.signal)
+      thread = await pools.acquire(path, { modulePath: path }, ctx.signal)
     } catch (err) {
-      if (err instanceof ModuleLoadError) throw new ShardFailure(`${label}: module ${name} (${path}): ${err.message}`, { retryable: false, cause: err })
+      if (err instanceof ThreadLoadError) throw new ShardFailure(`${label}: module ${name} (${path}): ${err.message}`, { retryable: false, cause: err })
       throw err
     }
     try {
@@ -49,67 +69,41 @@ export function createModuleRunner (env: RunnerEnvironment, opts: ModuleRunnerOp
   }
 
   async function runOn (thread: ModuleThread, task: ShardTask, ctx: RunContext, subject: string): Promise<ShardOutput> {
-    const { signal } = ctx
-    signal.throwIfAborted()
-    const id = ++lastId
     const checkpoints: Array<Promise<void>> = []
-    let graceTimer: ReturnType<typeof setTimeout> | undefined
-    let finished = false
-
-    return await new Promise<ShardOutput>((resolve, reject) => {
-      const finish = (settle: () => void): void => {
-        if (finished) return
-        finished = true
-        clearTimeout(graceTimer)
-        signal.removeEventListener('abort', onAbort)
-        thread.job = undefined
-        // once aborted, the caller gets the abort reason whatever the module did: the shard was not run to completion on its terms
-        if (signal.aborted) reject(signal.reason)
-        else settle()
+    const post = (message: ToThread): void => { thread.post(message) }
+    const saveCheckpoint = async (id: number, seq: number, state: unknown): Promise<void> => {
+      let error: string | undefined
+      try {
+        if (ctx.checkpoint === undefined) ctx.log.debug({ shard: task.shard.index }, 'module saved a checkpoint but this run keeps none')
+        else await ctx.checkpoint(state)
+      } catch (err) {
+        error = `the worker could not save the checkpoint: ${errorText(err)}`
       }
-      const onAbort = (): void => {
-        const reason = signal.reason as { name?: unknown, message?: unknown } | undefined
-        thread.post({ type: 'abort', id, reason: { name: String(reason?.name ?? 'AbortError'), message: String(reason?.message ?? reason) } })
-        graceTimer = setTimeout(() => { thread.end(`the module did not stop within ${graceMs} ms of the abort, so its thread was terminated`) }, graceMs)
-      }
-      const saveCheckpoint = async (seq: number, state: unknown): Promise<void> => {
-        let error: string | undefined
-        try {
-          if (ctx.checkpoint === undefined) ctx.log.debug({ shard: task.shard.index }, 'module saved a checkpoint but this run keeps none')
-          else await ctx.checkpoint(state)
-        } catch (err) {
-          error = `the worker could not save the checkpoint: ${errorText(err)}`
-        }
-        thread.post({ type: 'checkpoint-saved', id, seq, error })
-      }
-      const onMessage = (message: FromThread): void => {
+      post({ type: 'checkpoint-saved', id, seq, error })
+    }
+    return await runOnThread(thread, ctx.signal, graceMs, {
+      start: (id) => { post({ type: 'run', id, shard: task.shard, campaign: task.campaignId, attempt: task.attempt, params: task.params, resumeFrom: task.resumeFrom }) },
+      onMessage: (message, settle) => {
         switch (message.type) {
           case 'progress':
             ctx.progress(message.fraction)
             break
           case 'checkpoint':
-            checkpoints.push(saveCheckpoint(message.seq, message.state))
+            checkpoints.push(saveCheckpoint(message.id, message.seq, message.state))
             break
-          case 'done': {
+          case 'done':
             // the result counts once every checkpoint the module asked for is saved
-            thread.job = undefined
-            void Promise.all(checkpoints).then(() => { finish(() => { resolve({ rows: message.rows }) }) })
+            settle.done(Promise.all(checkpoints).then(() => ({ rows: message.rows })))
             break
-          }
           case 'failed': {
             const what = message.invalidResult ? 'returned a result that cannot be stored' : 'failed'
-            finish(() => { reject(new ShardFailure(`${subject} ${what}: ${message.message}`, { retryable: message.retryable })) })
+            settle.fail(new ShardFailure(`${subject} ${what}: ${message.message}`, { retryable: message.retryable }))
             break
           }
         }
-      }
-      thread.job = {
-        id,
-        onMessage,
-        onEnd: (description) => { finish(() => { reject(new ShardFailure(`${subject}: ${description}`, { retryable: true })) }) }
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      thread.post({ type: 'run', id, shard: task.shard, campaign: task.campaignId, attempt: task.attempt, params: task.params, resumeFrom: task.resumeFrom })
+      },
+      ended: (description) => new ShardFailure(`${subject}: ${description}`, { retryable: true }),
+      graceExpired: `the module did not stop within ${graceMs} ms of the abort, so its thread was terminated`
     })
   }
 
