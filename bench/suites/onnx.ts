@@ -146,7 +146,7 @@ async function runOnnxSuite (ctx: SuiteContext): Promise<SuiteOutput> {
       `Raw rows run in the bench process: (a) reads the same CSV through the worker's CsvCursor in 64 KiB chunks, fills float32 batches of ${IO.batchSize}, \`session.run\` (CPU provider, intraOpNumThreads ${cores}), keeps every prediction; (b) is \`session.run\` alone over tensors built beforehand. ` +
       `One warm-up pass of the example's rows through every case (ORT sessions created, the model fetched), then ${RUNS} runs of every case in turn; rows/s is the median run's; mesh/raw is the median of each run's ratio to (a) in the same run. CPU: user + system time of every process involved (from /proc for nodes). ` +
       '"(c) step alone" rows: the one-node mesh\'s work split into its steps, each alone in the bench process with the product\'s own code (bench/onnx-steps.ts), over the same run\'s data, timed against (a) of that run; ' +
-      'the runner step is the worker\'s counterpart of (a), every other step is work (a) does not do. In a node they do not simply add up: fsyncs and file reads overlap on libuv\'s threads, the rest shares the node\'s one event loop.',
+      'the runner step is the worker\'s counterpart of (a) (parse and infer, in worker threads), the others are work (a) does not do: the one read of the data set at submit that indexes it, hashes each shard\'s slice and copies it into the blob store, and storing the results. In a node they overlap rather than add up.',
     parameters: {
       rows: ROWS,
       sampleRows: SAMPLE_ROWS,
