@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { describeError } from '../runtime/errors.ts'
+import { describeError, UnavailableError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
 import type { PeerView } from '../membership/membership.ts'
 import {
@@ -134,6 +134,15 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   }
 
   async #submit (msg: SubmitCampaign, now: number): Promise<CampaignStatus> {
+    try {
+      return await this.#start(msg, now)
+    } catch (err) {
+      this.#runs.delete(msg.id)
+      throw new UnavailableError(`cannot start campaign ${msg.spec.name}: ${describeError(err)}`)
+    }
+  }
+
+  async #start (msg: SubmitCampaign, now: number): Promise<CampaignStatus> {
     const plan = new ShardPlan(msg.spec.shards, { rows: msg.spec.workload.kind === 'onnx' ? msg.spec.workload.data.rows : undefined, offsets: msg.offsets })
     const run = new CampaignRun({ id: msg.id, spec: msg.spec, plan, createdAt: now })
     const runDir = this.#runDir(run.id)
@@ -333,7 +342,12 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     }
     const output = msg.outcome.output ?? await this.#fetchOutput(from, msg.outcome.blob)
     // durable first: a shard counts as done only once its result is stored
-    await this.#ports.store.put(run.id, msg.index, { rows: output.rows, info: output.info, worker: from, attempt: msg.attempt, durationMs: msg.durationMs })
+    try {
+      await this.#ports.store.put(run.id, msg.index, { rows: output.rows, info: output.info, worker: from, attempt: msg.attempt, durationMs: msg.durationMs })
+    } catch (err) {
+      this.#log.error({ campaign: run.id, shard: msg.index, err: describeError(err) }, 'cannot store a shard result (is the disk full?); the shard stays owed and its worker retries')
+      throw new UnavailableError(`the coordinator cannot store the result of shard ${msg.index}: ${describeError(err)}`)
+    }
     const accelerator = typeof output.info?.executionProvider === 'string' ? `onnx:${output.info.executionProvider}` : run.spec.workload.kind === 'onnx' ? 'onnx' : 'cpu'
     const { duplicate, supersedes } = run.complete(msg.index, from, now, { durationMs: msg.durationMs, accelerator })
     this.#previous.delete(`${run.id}:${msg.index}`)
@@ -355,8 +369,12 @@ class Coordinator implements Behavior<CoordinatorMessage> {
 
   async #fetchOutput (worker: string, ref: BlobRef | undefined): Promise<ShardOutput> {
     if (ref == null) return { rows: [] }
-    const bytes = await this.#ports.blobs.fetch(worker, ref, AbortSignal.timeout(120_000))
-    return JSON.parse(new TextDecoder().decode(bytes)) as ShardOutput
+    try {
+      const bytes = await this.#ports.blobs.fetch(worker, ref, AbortSignal.timeout(120_000))
+      return JSON.parse(new TextDecoder().decode(bytes)) as ShardOutput
+    } catch (err) {
+      throw new UnavailableError(`cannot fetch the result blob of ${ref.name} from its worker: ${describeError(err)}`)
+    }
   }
 
   /** Did `peer` hold a lease of this shard, now or before it was re-queued? */

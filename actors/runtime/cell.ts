@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { backoffDelay } from '../../protocols/common/backoff.ts'
-import { ActorFailedError, ActorStoppingError, AskTimeoutError, describeError } from './errors.ts'
+import { ActorFailedError, ActorStoppingError, AskTimeoutError, describeError, isActorError } from './errors.ts'
 import { Mailbox } from './mailbox.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta, SupervisionPolicy } from './types.ts'
 
@@ -113,6 +113,11 @@ export class Cell {
           if (isThenable(result)) result = await result
           env.reply?.resolve(result)
         } catch (err) {
+          // a typed actor error is an answer (not found, unavailable…): the actor is fine
+          if (isActorError(err)) {
+            env.reply?.reject(err)
+            continue
+          }
           env.reply?.reject(new ActorFailedError(`actor '${this.name}' failed: ${describeError(err)}`))
           this.#crash(err)
           break

@@ -15,6 +15,7 @@ export type ActorStatus =
   | 'actor_failed'
   | 'mailbox_full'
   | 'stopping'
+  | 'unavailable'
 
 export abstract class ActorError extends Error {
   abstract readonly status: Exclude<ActorStatus, 'ok'>
@@ -72,6 +73,16 @@ export class ActorStoppingError extends ActorError {
   readonly status = 'stopping' as const
 }
 
+/**
+ * The actor cannot do this now (its storage is full, a dependency is down)
+ * but is fine otherwise: try again later. Thrown by a behaviour, it answers
+ * the ask without restarting the actor.
+ */
+export class UnavailableError extends ActorError {
+  override name = 'UnavailableError'
+  readonly status = 'unavailable' as const
+}
+
 /** The caller's own AbortSignal fired (distinct from a timeout). */
 export class AbortError extends Error {
   override name = 'AbortError'
@@ -87,7 +98,8 @@ const BY_STATUS: Record<Exclude<ActorStatus, 'ok'>, new (message: string) => Act
   frame_too_large: FrameTooLargeError,
   actor_failed: ActorFailedError,
   mailbox_full: MailboxFullError,
-  stopping: ActorStoppingError
+  stopping: ActorStoppingError,
+  unavailable: UnavailableError
 }
 
 export function errorForStatus (status: Exclude<ActorStatus, 'ok'>, message: string): ActorError {

@@ -38,6 +38,7 @@ export function campaignRoutes (api: CampaignApi) {
         return c.json(await api.submit(body.data), 201)
       } catch (err) {
         if ((err as Error).name === 'CampaignFileError') return c.json({ error: 'invalid_campaign', message: (err as Error).message }, 400)
+        if ((err as Error).name === 'UnavailableError') return c.json({ error: 'unavailable', message: (err as Error).message }, 503)
         throw err
       }
     })

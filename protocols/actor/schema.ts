@@ -2,7 +2,7 @@ import { z } from 'zod'
 
 const STATUSES = [
   'ok', 'timeout', 'no_such_actor', 'peer_unreachable', 'not_authorized', 'invalid_message',
-  'unsupported_version', 'frame_too_large', 'actor_failed', 'mailbox_full', 'stopping'
+  'unsupported_version', 'frame_too_large', 'actor_failed', 'mailbox_full', 'stopping', 'unavailable'
 ] as const
 
 /** Only the version is read first, so a newer envelope is refused by version, not by shape. */

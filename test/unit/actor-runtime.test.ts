@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { ActorHost } from '../../actors/runtime/host.ts'
 import { silentLogger } from '../../node/logger.ts'
 import type { Behavior } from '../../actors/runtime/types.ts'
+import { UnavailableError } from '../../actors/runtime/errors.ts'
 
 const SELF = 'peer-self'
 const trustNobody = { isTrusted: () => false }
@@ -212,6 +213,27 @@ describe('actor host: supervision', () => {
     expect(parentCreated).toBe(2)
     // the restarted parent spawned a fresh child
     expect(h.has('child2')).toBe(true)
+  })
+
+  it('answers with a typed actor error without restarting (the actor keeps its state)', async () => {
+    const h = host()
+    let created = 0
+    const ref = h.spawn<string>('ledger', {
+      create: () => {
+        created++
+        let entries = 0
+        return {
+          receive: (m) => {
+            if (m === 'full') throw new UnavailableError('disk full; try later')
+            return ++entries
+          }
+        }
+      }
+    })
+    expect(await ref.ask('add')).toBe(1)
+    await expect(ref.ask('full')).rejects.toMatchObject({ name: 'UnavailableError', message: 'disk full; try later' })
+    expect(await ref.ask('add')).toBe(2)
+    expect(created).toBe(1)
   })
 
   it('rejects queued asks when an actor stops', async () => {
