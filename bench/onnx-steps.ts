@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ResultStore } from '../actors/coordinator/results.ts'
+import { CampaignStore } from '../actors/coordinator/store.ts'
 import { createOnnxRunner } from '../actors/worker/runners/onnx-runner.ts'
 import type { ShardOutput } from '../protocols/campaign/shard.ts'
 import { BlobStore } from '../node/blobs/store.ts'
@@ -19,7 +19,7 @@ import type { OnnxIo } from './onnx-data.ts'
 export const STEPS = [
   { key: 'ingest', name: 'submit: `scanDataSet` copying into the blob store (rows, shard offsets, slice hashes, the copy: one read)' },
   { key: 'runner', name: 'worker: ONNX runner over byte ranges of the stored data set, slots = cores in flight' },
-  { key: 'store', name: 'coordinator: `ResultStore.put` of each shard\'s rows (LevelDB)' }
+  { key: 'store', name: 'coordinator: `CampaignStore.put` of each shard\'s rows (LevelDB)' }
 ] as const
 export type Step = typeof STEPS[number]['key']
 
@@ -34,7 +34,7 @@ export async function stepRunner (dir: string, model: string, io: OnnxIo, perSha
   stack.defer(async () => { await runner.close() })
   const db = await openDb(join(dir, 'db'), dir)
   stack.defer(async () => { await db.close() })
-  const results = new ResultStore(db)
+  const results = new CampaignStore(db)
   let measured = 0
 
   const measure = async (data: string, rows: number): Promise<Record<Step, number>> => {
@@ -75,7 +75,7 @@ export async function stepRunner (dir: string, model: string, io: OnnxIo, perSha
       })
       await timed('store', async () => {
         const campaign = `c-bench${measured.toString().padStart(6, '0')}`
-        for (const [i, o] of outputs.entries()) await results.put(campaign, i, { rows: o.rows, worker: 'bench', attempt: 1, durationMs: 0 })
+        for (const [i, o] of outputs.entries()) await results.putResult(campaign, i, { rows: o.rows, worker: 'bench', attempt: 1, durationMs: 0 })
       })
       return seconds
     } finally {

@@ -70,6 +70,8 @@ export interface NodeOptions {
   slots?: number
   /** YAML/JSON file of the command templates exec workloads may run on this node */
   execConfig?: string
+  /** pick up the campaigns this node coordinated when it stopped (default true) */
+  resume?: boolean
   timings?: Partial<LivenessTimings>
   /** how long draining waits for running work before stopping anyway */
   drainTimeoutMs?: number
@@ -300,7 +302,8 @@ export class ZpNode {
       execTemplates: this.#execTemplates,
       capabilities: () => this.#capabilities,
       peers: async () => await this.peers(),
-      setBusy: (busy) => { this.setBusySlots(busy) }
+      setBusy: (busy) => { this.setBusySlots(busy) },
+      resume: this.#opts.resume
     })
     this.#campaigns = campaigns
     this.onDrain(async (signal) => { await campaigns.drain(signal) })

@@ -128,8 +128,38 @@ export class CampaignRun {
       const { index } = this.#retry.shift()!
       if (!this.#done.has(index) && !this.#leases.has(index) && !this.#dead.has(index)) out.push(index)
     }
-    while (out.length < n && this.#cursor < this.plan.count) out.push(this.#cursor++)
+    while (out.length < n && this.#cursor < this.plan.count) {
+      const index = this.#cursor++
+      // a resumed campaign's cursor starts at 0: shards already settled are skipped
+      if (!this.#done.has(index) && !this.#dead.has(index) && !this.#leases.has(index)) out.push(index)
+    }
     return out
+  }
+
+  /**
+   * Brings back what a checkpoint recorded (after a restart): finished shards,
+   * failure counts, dead letters, and the epoch to continue from (epochs only
+   * grow, so a lease granted before the restart is never confused with one
+   * granted after).
+   */
+  restore (saved: { done: Iterable<number>, failures: Iterable<[number, number]>, dead: Iterable<DeadLetter>, epoch: number, startedAt?: number }, now: number): void {
+    for (const index of saved.done) this.#done.add(index)
+    for (const [index, n] of saved.failures) this.#failures.set(index, n)
+    for (const d of saved.dead) this.#dead.set(d.index, d)
+    this.#epoch = Math.max(this.#epoch, saved.epoch)
+    this.startedAt = saved.startedAt
+    if (this.#done.count > 0 || this.#dead.size > 0) this.state = 'RUNNING'
+    this.#checkFinished(now)
+  }
+
+  /** the last epoch granted */
+  get epoch (): number {
+    return this.#epoch
+  }
+
+  /** attempts shard `index` has failed so far */
+  failures (index: number): number {
+    return this.#failures.get(index) ?? 0
   }
 
   /** Hand shard `index` to `worker`: a new epoch, the attempt number it is on. */

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { describeError, UnavailableError } from '../runtime/errors.ts'
+import { describeError, InvalidMessageError, NoSuchActorError, UnavailableError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
 import type { PeerView } from '../membership/membership.ts'
 import {
@@ -9,12 +9,14 @@ import {
 } from '../../protocols/campaign/messages.ts'
 import type { Shard, ShardOutput } from '../../protocols/campaign/shard.ts'
 import { PRIORITIES, type BlobRef, type CampaignSpec } from '../../protocols/campaign/spec.ts'
-import { CampaignRun, type LeaseInfo } from './campaign.ts'
+import { CampaignRun, FINAL_STATES, type LeaseInfo } from './campaign.ts'
 import { correctness, scalarOf, type CorrectnessReport } from './correctness.ts'
 import { canWork, missing, noPeerReason } from './match.ts'
 import { ShardPlan } from './plan.ts'
 import { appendMetrics, writeConfig, writeSummary } from './reports.ts'
-import type { ResultStore } from './results.ts'
+import { AuditLog } from './audit.ts'
+import { restoreRun } from './resume.ts'
+import type { CampaignRecord, CampaignStore } from './store.ts'
 import { liveStatus, recordedStatus, type CampaignStatus } from './status.ts'
 
 export { COORDINATOR_ACTOR } from '../../protocols/campaign/messages.ts'
@@ -24,7 +26,7 @@ export interface CoordinatorPorts {
   self: string
   selfName: string
   version: string
-  store: ResultStore
+  store: CampaignStore
   runsDir: string
   peers: () => Promise<PeerView[]>
   blobs: {
@@ -57,6 +59,10 @@ type LocalMessage =
   | { type: 'peers', peers: PeerView[] }
   | { type: 'peer-lost', peer: string, state: string }
   | { type: 'lease-reply', campaignId: string, worker: string, sent: Array<{ index: number, epoch: number }>, reply?: LeaseReply, error?: { name: string, message: string } }
+  /** resume a campaign whose coordinator stopped before it ended (zp resume) */
+  | { type: 'resume', id: string }
+  /** resume every such campaign (node start, unless --no-resume) */
+  | { type: 'resume-all' }
 
 export type CoordinatorMessage = CoordinatorRequest | LocalMessage
 
@@ -67,6 +73,8 @@ const LEASE_ASK_TIMEOUT_MS = 15_000
 /** how long a worker that refused (busy) or failed a lease is left alone */
 const BUSY_BACKOFF_MS = 250
 const REFUSING_BACKOFF_MS = 30_000
+/** epochs reserved at a time in the campaign record, so a resumed run never reuses one */
+const EPOCH_BLOCK = 10_000
 const PRIORITY_RANK = Object.fromEntries(PRIORITIES.map((p, i) => [p, i])) as Record<string, number>
 
 /**
@@ -97,6 +105,11 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   readonly #previous = new Map<string, Set<string>>()
   /** rows campaigns: each shard's slice hash, from the scan at submit */
   readonly #sliceHashes = new Map<string, string[]>()
+  /** each campaign's record as last saved */
+  readonly #records = new Map<string, CampaignRecord>()
+  readonly #audits = new Map<string, AuditLog>()
+  /** `campaign:shard` → the module checkpoint a retry resumes from */
+  readonly #checkpoints = new Map<string, unknown>()
   readonly #timer: ReturnType<typeof setInterval>
   #peers: PeerView[] = []
   #lastMetrics = 0
@@ -119,6 +132,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       case 'progress': return this.#onProgress(msg, meta.from, now)
       case 'result': return this.#onResult(msg, meta.from, now)
       case 'release': return this.#onRelease(msg, meta.from, now)
+      case 'checkpoint': return this.#onCheckpoint(msg, meta.from)
     }
     if (meta.from !== this.#ports.self) return undefined
     switch (msg.type) {
@@ -130,6 +144,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       case 'peers': this.#peers = msg.peers; this.#schedule(now); return
       case 'peer-lost': this.#onPeerLost(msg.peer, msg.state, now); return
       case 'lease-reply': this.#onLeaseReply(msg, now); return
+      case 'resume': return this.#resume(msg.id, now)
+      case 'resume-all': return this.#resumeAll(now)
     }
   }
 
@@ -159,9 +175,12 @@ class Coordinator implements Behavior<CoordinatorMessage> {
         capabilities: Object.entries(p.capabilities?.capabilities ?? {}).filter(([, c]) => c.status === 'ok').map(([k]) => k)
       }))
     })
+    const audit = await AuditLog.open(join(runDir, 'audit.jsonl'))
+    audit.append({ type: 'submitted', name: msg.spec.name, specHash: msg.specHash, shards: plan.count, priority: msg.spec.priority })
+    this.#audits.set(run.id, audit)
     this.#runs.set(run.id, run)
     if (msg.sliceHashes != null) this.#sliceHashes.set(run.id, msg.sliceHashes)
-    await this.#save(run, msg.specHash, msg.offsets, msg.sliceHashes)
+    await this.#save(run, { specHash: msg.specHash, offsets: msg.offsets, sliceHashes: msg.sliceHashes, epochReserved: 0, runDir })
     this.#log.info({ campaign: run.id, name: msg.spec.name, shards: plan.count, priority: msg.spec.priority }, `campaign ${msg.spec.name} submitted`)
     if (run.finished) this.#finalize(run)
     this.#schedule(now)
@@ -185,6 +204,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     const run = this.#runs.get(id)
     if (run == null) return await this.#status(id, now)
     const leases = run.cancel(now)
+    this.#audit(run.id, { type: 'cancelled', aborted: leases.map(l => l.index), done: run.doneCount })
+    void this.#ports.store.delLeases(run.id, leases.map(l => l.index)).catch(() => {})
     const byWorker = groupBy(leases, l => l.worker)
     for (const [worker, ls] of byWorker) this.#tellWorker(worker, { type: 'cancel', campaignId: id, shards: ls.map(l => l.index) })
     if (leases.length > 0 || run.state === 'CANCELLED') {
@@ -197,10 +218,12 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   #tick (now: number): void {
     this.#refreshPeers()
     for (const run of this.#runs.values()) {
-      for (const l of run.expire(now)) {
+      const expired = run.expire(now)
+      for (const l of expired) {
         this.#remember(run.id, l)
         this.#log.warn({ campaign: run.id, shard: l.index, worker: l.workerName }, 'lease expired (worker silent); shard re-queued')
       }
+      if (expired.length > 0) this.#requeued(run.id, expired.map(l => l.index), 'lease expired')
     }
     this.#schedule(now)
     if (now - this.#lastMetrics >= METRICS_EVERY_MS) {
@@ -229,7 +252,10 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       const leases = [...run.leases()].filter(l => l.worker === peer)
       for (const l of leases) this.#remember(run.id, l)
       const lost = run.workerLost(peer)
-      if (lost.length > 0) this.#log.warn({ campaign: run.id, worker: peer, shards: lost }, `worker died; ${lost.length} shard(s) re-queued (not counted as attempts)`)
+      if (lost.length > 0) {
+        this.#log.warn({ campaign: run.id, worker: peer, shards: lost }, `worker died; ${lost.length} shard(s) re-queued (not counted as attempts)`)
+        this.#requeued(run.id, lost, `worker ${peer} died`)
+      }
     }
     this.#schedule(now)
   }
@@ -273,6 +299,9 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     const sent = leases.map(l => ({ index: l.index, epoch: l.epoch }))
     const work = async (): Promise<LocalMessage> => {
       const shards = leases.map(l => this.#shard(run, l.index))
+      // recorded before it leaves: a restarted coordinator still knows who holds what, and never reuses an epoch
+      await this.#ports.store.putLeases(run.id, leases.map(l => ({ index: l.index, worker, epoch: l.epoch })), this.#reserveEpochs(run))
+      this.#audit(run.id, { type: 'leased', worker, shards: leases.map(l => [l.index, l.epoch, l.attempt]) })
       this.#ports.blobs.grant(run.id, worker, blobHashes(run.spec, shards))
       const reply = await this.#ctx.ask({ peer: worker, name: WORKER_ACTOR }, {
         type: 'lease',
@@ -280,7 +309,9 @@ class Coordinator implements Behavior<CoordinatorMessage> {
         campaignName: run.spec.name,
         workload: run.spec.workload,
         params: run.spec.params,
-        leases: leases.map((l, i) => ({ shard: shards[i]!, attempt: l.attempt, epoch: l.epoch, timeoutMs: run.spec.shardTimeoutMs }))
+        leases: leases.map((l, i) => ({
+          shard: shards[i]!, attempt: l.attempt, epoch: l.epoch, timeoutMs: run.spec.shardTimeoutMs, resumeFrom: this.#checkpoints.get(`${run.id}:${l.index}`)
+        }))
       } satisfies WorkerRequest, { timeoutMs: LEASE_ASK_TIMEOUT_MS, replySchema: LeaseReplySchema })
       return { type: 'lease-reply', campaignId: run.id, worker, sent, reply }
     }
@@ -303,6 +334,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     if (run == null) return
     if (msg.error != null) {
       for (const s of msg.sent) run.unlease(s.index, s.epoch)
+      void this.#ports.store.delLeases(run.id, msg.sent.map(s => s.index)).catch(() => {})
       const refusing = msg.error.name === 'NotAuthorizedError'
       this.#busyUntil.set(msg.worker, now + (refusing ? REFUSING_BACKOFF_MS : BUSY_BACKOFF_MS))
       this.#log.warn({ campaign: run.id, worker: msg.worker, err: msg.error.message },
@@ -325,7 +357,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   async #onResult (msg: Extract<CoordinatorRequest, { type: 'result' }>, from: string, now: number): Promise<ResultAck> {
     const run = this.#runs.get(msg.campaignId)
     if (run == null) return { ok: false, stale: true }
-    if (run.isDone(msg.index)) return { ok: true, duplicate: true }
+    if (run.isDone(msg.index)) return await this.#duplicate(run, msg, from)
     if (!this.#held(run, msg.index, from)) {
       this.#log.warn({ campaign: run.id, shard: msg.index, from }, 'result from a peer that holds no lease for the shard: ignored')
       return { ok: false, stale: true }
@@ -336,6 +368,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
         const line = { campaign: run.id, shard: msg.index, attempt: msg.attempt, worker: from, err: msg.outcome.error.split('\n')[0] }
         if (verdict === 'dead') this.#log.error(line, `shard ${msg.index} failed for good; dead-lettered`)
         else this.#log.warn(line, `shard ${msg.index} failed; will retry`)
+        this.#audit(run.id, { type: verdict === 'dead' ? 'dead-lettered' : 'failed', shard: msg.index, worker: from, epoch: msg.epoch, attempt: msg.attempt, error: line.err })
+        await this.#persistShard(run, msg.index, verdict === 'dead' ? msg.outcome.error : undefined)
       }
       this.#afterChange(run, now)
       return { ok: true, stale: verdict === 'stale' }
@@ -343,14 +377,16 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     const output = msg.outcome.output ?? await this.#fetchOutput(from, msg.outcome.blob)
     // durable first: a shard counts as done only once its result is stored
     try {
-      await this.#ports.store.put(run.id, msg.index, { rows: output.rows, info: output.info, worker: from, attempt: msg.attempt, durationMs: msg.durationMs })
+      await this.#ports.store.putResult(run.id, msg.index, { rows: output.rows, info: output.info, worker: from, attempt: msg.attempt, durationMs: msg.durationMs })
     } catch (err) {
       this.#log.error({ campaign: run.id, shard: msg.index, err: describeError(err) }, 'cannot store a shard result (is the disk full?); the shard stays owed and its worker retries')
       throw new UnavailableError(`the coordinator cannot store the result of shard ${msg.index}: ${describeError(err)}`)
     }
     const accelerator = typeof output.info?.executionProvider === 'string' ? `onnx:${output.info.executionProvider}` : run.spec.workload.kind === 'onnx' ? 'onnx' : 'cpu'
     const { duplicate, supersedes } = run.complete(msg.index, from, now, { durationMs: msg.durationMs, accelerator })
+    this.#audit(run.id, { type: 'result', shard: msg.index, worker: from, epoch: msg.epoch, attempt: msg.attempt, rows: output.rows.length })
     this.#previous.delete(`${run.id}:${msg.index}`)
+    this.#checkpoints.delete(`${run.id}:${msg.index}`)
     if (supersedes != null) this.#tellWorker(supersedes.worker, { type: 'cancel', campaignId: run.id, shards: [msg.index] })
     this.#afterChange(run, now)
     return { ok: true, duplicate }
@@ -362,6 +398,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     if (run == null || lease == null || lease.worker !== from || lease.epoch !== msg.epoch) return { ok: false }
     this.#remember(run.id, lease)
     run.requeue(msg.index, msg.epoch)
+    this.#requeued(run.id, [msg.index], `handed back: ${msg.reason}`)
     this.#log.info({ campaign: run.id, shard: msg.index, worker: lease.workerName, reason: msg.reason }, 'shard handed back; re-queued (not an attempt)')
     this.#schedule(now)
     return { ok: true }
@@ -383,7 +420,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     return this.#previous.get(`${run.id}:${index}`)?.has(peer) ?? false
   }
 
-  #remember (campaignId: string, lease: LeaseInfo): void {
+  #remember (campaignId: string, lease: Pick<LeaseInfo, 'index' | 'worker'>): void {
     const key = `${campaignId}:${lease.index}`
     const set = this.#previous.get(key) ?? new Set<string>()
     set.add(lease.worker)
@@ -402,6 +439,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       await appendMetrics(runDir, status, Date.now())
       const report = await this.#correctness(run)
       await writeSummary(runDir, run, status, report)
+      this.#audit(run.id, { type: 'finished', state: run.state, done: run.doneCount, failed: run.deadCount })
+      await this.#audits.get(run.id)?.flush()
       await this.#save(run)
       if (run.leaseCount === 0) this.#ports.blobs.revoke(run.id)
       this.#log.info({ campaign: run.id, state: run.state, done: run.doneCount, failed: run.deadCount, runDir }, `campaign ${run.spec.name} ${run.state}`)
@@ -431,12 +470,13 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     })
   }
 
-  async #save (run: CampaignRun, specHash?: string, offsets?: number[], sliceHashes?: string[]): Promise<void> {
-    const previous = await this.#ports.store.campaign(run.id)
-    await this.#ports.store.saveCampaign({
+  /** Saves the campaign's record, keeping what only submit knows (spec hash, offsets) from the last save. */
+  async #save (run: CampaignRun, first?: Pick<CampaignRecord, 'specHash' | 'offsets' | 'sliceHashes' | 'epochReserved' | 'runDir'>): Promise<void> {
+    const previous = this.#records.get(run.id) ?? await this.#ports.store.campaign(run.id)
+    const record: CampaignRecord = {
       id: run.id,
       spec: run.spec,
-      specHash: specHash ?? previous?.specHash ?? '',
+      specHash: first?.specHash ?? previous?.specHash ?? '',
       createdAt: run.createdAt,
       startedAt: run.startedAt,
       endedAt: run.endedAt,
@@ -444,10 +484,106 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       shards: run.total,
       done: run.doneCount,
       deadLetters: run.deadLetters(),
-      runDir: this.#runDir(run.id),
-      offsets: offsets ?? previous?.offsets,
-      sliceHashes: sliceHashes ?? previous?.sliceHashes
-    })
+      runDir: first?.runDir ?? previous?.runDir ?? this.#runDir(run.id),
+      offsets: first?.offsets ?? previous?.offsets,
+      sliceHashes: first?.sliceHashes ?? previous?.sliceHashes,
+      epochReserved: first?.epochReserved ?? previous?.epochReserved ?? 0,
+      auditHead: this.#audits.get(run.id)?.head ?? previous?.auditHead
+    }
+    await this.#ports.store.saveCampaign(record)
+    this.#records.set(run.id, record)
+  }
+
+  /** The record with a new block of epochs, when the run has used up its reservation; else nothing to save. */
+  #reserveEpochs (run: CampaignRun): CampaignRecord | undefined {
+    const record = this.#records.get(run.id)
+    if (record == null || run.epoch <= (record.epochReserved ?? 0)) return undefined
+    const next = { ...record, epochReserved: run.epoch + EPOCH_BLOCK, auditHead: this.#audits.get(run.id)?.head ?? record.auditHead }
+    this.#records.set(run.id, next)
+    return next
+  }
+
+  /** A shard's failures, dead letter and checkpoint, as they stand now. */
+  async #persistShard (run: CampaignRun, index: number, deadError?: string): Promise<void> {
+    try {
+      await this.#ports.store.putShard(run.id, index, {
+        failures: run.failures(index),
+        ...(deadError != null ? { dead: { attempts: run.failures(index), error: deadError } } : {}),
+        ...(this.#checkpoints.has(`${run.id}:${index}`) ? { checkpoint: this.#checkpoints.get(`${run.id}:${index}`) } : {})
+      })
+    } catch (err) {
+      this.#log.error({ campaign: run.id, shard: index, err: describeError(err) }, 'cannot record a shard failure (is the disk full?)')
+    }
+  }
+
+  #requeued (campaignId: string, shards: number[], reason: string): void {
+    this.#audit(campaignId, { type: 'requeued', shards, reason })
+    void this.#ports.store.delLeases(campaignId, shards).catch(() => {})
+  }
+
+  #audit (campaignId: string, event: Parameters<AuditLog['append']>[0]): void {
+    this.#audits.get(campaignId)?.append(event)
+  }
+
+  /**
+   * The same shard again (a worker presumed lost delivered after all): counted
+   * once. The same rows are a harmless duplicate; different rows mean the
+   * workload is not deterministic, and the later result is refused.
+   */
+  async #duplicate (run: CampaignRun, msg: Extract<CoordinatorRequest, { type: 'result' }>, from: string): Promise<ResultAck> {
+    if (!msg.outcome.ok) return { ok: true, duplicate: true }
+    const stored = await this.#ports.store.result(run.id, msg.index)
+    const output = msg.outcome.output ?? await this.#fetchOutput(from, msg.outcome.blob)
+    const same = stored != null && JSON.stringify(stored.rows) === JSON.stringify(output.rows)
+    this.#audit(run.id, { type: 'duplicate', shard: msg.index, worker: from, epoch: msg.epoch, same })
+    if (same) return { ok: true, duplicate: true }
+    this.#log.warn({ campaign: run.id, shard: msg.index, worker: from }, `shard ${msg.index} came back with different rows than the result already stored: the workload is not deterministic; the later result is refused`)
+    return { ok: false, stale: true }
+  }
+
+  async #onCheckpoint (msg: Extract<CoordinatorRequest, { type: 'checkpoint' }>, from: string): Promise<{ ok: boolean }> {
+    const run = this.#runs.get(msg.campaignId)
+    const lease = run != null ? [...run.leases()].find(l => l.index === msg.index) : undefined
+    if (run == null || lease == null || lease.worker !== from || lease.epoch !== msg.epoch) return { ok: false }
+    this.#checkpoints.set(`${run.id}:${msg.index}`, msg.state)
+    try {
+      await this.#ports.store.putShard(run.id, msg.index, { failures: run.failures(msg.index), checkpoint: msg.state })
+    } catch (err) {
+      throw new UnavailableError(`cannot store the checkpoint of shard ${msg.index}: ${describeError(err)}`)
+    }
+    return { ok: true }
+  }
+
+  async #resumeAll (now: number): Promise<void> {
+    for (const record of await this.#ports.store.campaigns()) {
+      if (FINAL_STATES.has(record.state) || this.#runs.has(record.id)) continue
+      await this.#resume(record.id, now).catch((err: unknown) => {
+        this.#log.error({ campaign: record.id, err: describeError(err) }, 'cannot resume campaign')
+      })
+    }
+  }
+
+  /** Picks a campaign up from its checkpoint: shards with a result are never run again. */
+  async #resume (id: string, now: number): Promise<CampaignStatus> {
+    const live = this.#runs.get(id)
+    if (live != null) return liveStatus(live, now, this.#ports.self, this.#runDir(id))
+    const record = await this.#ports.store.campaign(id)
+    if (record == null) throw new NoSuchActorError(`no campaign ${id} on this node`)
+    if (FINAL_STATES.has(record.state)) throw new InvalidMessageError(`campaign ${id} has ended (${record.state}); there is nothing to resume`)
+    const { run, leases, checkpoints } = await restoreRun(record, this.#ports.store, now)
+    for (const l of leases) this.#remember(id, { index: l.index, worker: l.worker })
+    for (const [index, state] of checkpoints) this.#checkpoints.set(`${id}:${index}`, state)
+    if (record.sliceHashes != null) this.#sliceHashes.set(id, record.sliceHashes)
+    const audit = await AuditLog.open(join(record.runDir, 'audit.jsonl'))
+    this.#audits.set(id, audit)
+    this.#records.set(id, record)
+    this.#runs.set(id, run)
+    audit.append({ type: 'resumed', done: run.doneCount, failed: run.deadCount, pending: run.total - run.doneCount - run.deadCount, leasesInForce: leases.length })
+    this.#log.info({ campaign: id, done: run.doneCount, total: run.total }, `resumed campaign ${run.spec.name} from its checkpoint: ${run.doneCount} of ${run.total} shards already done`)
+    await this.#save(run)
+    if (run.finished) this.#finalize(run)
+    this.#schedule(now)
+    return liveStatus(run, now, this.#ports.self, record.runDir)
   }
 
   #tellWorker (worker: string, msg: WorkerRequest): void {

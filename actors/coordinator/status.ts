@@ -1,6 +1,6 @@
 import type { Priority } from '../../protocols/campaign/spec.ts'
 import { FINAL_STATES, type CampaignRun, type CampaignState, type DeadLetter, type WorkerStats } from './campaign.ts'
-import type { CampaignRecord } from './results.ts'
+import type { CampaignRecord } from './store.ts'
 
 /** `GET /v1/campaigns/{id}` and `zp status --json`. */
 export interface CampaignStatus {

@@ -209,6 +209,12 @@ class Worker implements Behavior<WorkerMessage> {
           if (now - lastProgress < PROGRESS_EVERY_MS) return
           lastProgress = now
           this.#progress(task, fraction)
+        },
+        // acknowledged: once it resolves, a retry of this shard resumes from `state`
+        checkpoint: async (state) => {
+          const msg: CoordinatorRequest = { type: 'checkpoint', campaignId: task.campaignId, index: shard.index, epoch: task.lease.epoch, state }
+          const ack = await this.#ctx.ask<{ ok: boolean }>({ peer: task.coordinator, name: COORDINATOR_ACTOR }, msg, { timeoutMs: 30_000 })
+          if (!ack.ok) throw new Error('the coordinator refused the checkpoint: this lease has been superseded')
         }
       })
       outcome = { ok: true, output }
@@ -251,7 +257,15 @@ class Worker implements Behavior<WorkerMessage> {
   }
 
   #taskFor (task: Task, files: ShardTask['files']): ShardTask {
-    return { campaignId: task.campaignId, shard: task.lease.shard, attempt: task.lease.attempt, params: task.params, workload: task.workload, files }
+    return {
+      campaignId: task.campaignId,
+      shard: task.lease.shard,
+      attempt: task.lease.attempt,
+      params: task.params,
+      workload: task.workload,
+      files,
+      ...(task.lease.resumeFrom !== undefined ? { resumeFrom: task.lease.resumeFrom } : {})
+    }
   }
 
   /** Until the coordinator acknowledges (stored durably), or says the lease is no longer ours. */

@@ -1,4 +1,4 @@
-import type { ResultStore } from '../../actors/coordinator/results.ts'
+import type { CampaignStore } from '../../actors/coordinator/store.ts'
 
 export type ExportFormat = 'jsonl' | 'csv'
 
@@ -9,7 +9,7 @@ export type ExportFormat = 'jsonl' | 'csv'
  * shard ran goes in, so the export of a campaign is byte-identical however
  * many nodes ran it.
  */
-export async function * exportResults (store: ResultStore, campaignId: string, format: ExportFormat): AsyncGenerator<string> {
+export async function * exportResults (store: CampaignStore, campaignId: string, format: ExportFormat): AsyncGenerator<string> {
   if (format === 'jsonl') {
     for await (const { index, result } of store.results(campaignId)) {
       yield result.rows.map(r => JSON.stringify(withShard(index, r)) + '\n').join('')

@@ -3,6 +3,7 @@ import { stream } from 'hono/streaming'
 import { z } from 'zod'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { summarizeIssues } from '../../protocols/common/validate.ts'
+import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import type { ExportFormat } from './export.ts'
 
 /** What the REST routes need from the node's campaign service. */
@@ -15,6 +16,8 @@ export interface CampaignApi {
   results: (id: string, format: ExportFormat) => Promise<AsyncIterable<string> | null>
   /** summary.md once the campaign has ended; null when unknown or not ended */
   summary: (id: string) => Promise<string | null>
+  resume: (id: string) => Promise<CampaignStatus | null>
+  auditVerify: (id: string) => Promise<AuditVerdict | null>
 }
 
 /**
@@ -50,6 +53,19 @@ export function campaignRoutes (api: CampaignApi) {
     app.post('/v1/campaigns/:id/cancel', async c => {
       const status = await api.cancel(c.req.param('id'))
       return status == null ? notFound(c, c.req.param('id')) : c.json(status)
+    })
+    app.post('/v1/campaigns/:id/resume', async c => {
+      try {
+        const status = await api.resume(c.req.param('id'))
+        return status == null ? notFound(c, c.req.param('id')) : c.json(status)
+      } catch (err) {
+        if ((err as Error).name === 'InvalidMessageError') return c.json({ error: 'conflict', message: (err as Error).message }, 409)
+        throw err
+      }
+    })
+    app.get('/v1/campaigns/:id/audit', async c => {
+      const verdict = await api.auditVerify(c.req.param('id'))
+      return verdict == null ? notFound(c, c.req.param('id')) : c.json(verdict)
     })
     app.get('/v1/campaigns/:id/summary', async c => {
       const text = await api.summary(c.req.param('id'))

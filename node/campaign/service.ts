@@ -3,8 +3,10 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { coordinatorActor, COORDINATOR_ACTOR, type CoordinatorMessage } from '../../actors/coordinator/coordinator.ts'
-import { ResultStore } from '../../actors/coordinator/results.ts'
+import { CampaignStore } from '../../actors/coordinator/store.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import { verifyAudit, type AuditVerdict } from '../../actors/coordinator/audit.ts'
+import { FINAL_STATES } from '../../actors/coordinator/campaign.ts'
 import type { ActorHost } from '../../actors/runtime/host.ts'
 import type { PeerView } from '../../actors/membership/membership.ts'
 import { createRunners, type Runners } from '../../actors/worker/runners/index.ts'
@@ -31,6 +33,8 @@ export interface CampaignServiceInit {
   slots: number
   execTemplates: ExecTemplates
   capabilities: () => CapabilityReport | null
+  /** pick up campaigns this node was coordinating when it stopped (default true; zp-node --no-resume) */
+  resume?: boolean
   peers: () => Promise<PeerView[]>
   setBusy: (busy: number) => void
 }
@@ -41,14 +45,14 @@ export interface CampaignServiceInit {
  */
 export class CampaignService implements CampaignApi {
   readonly #init: CampaignServiceInit
-  readonly #store: ResultStore
+  readonly #store: CampaignStore
   readonly #runners: Runners
   readonly #coordinator: { peer: string, name: string }
   readonly #worker: { peer: string, name: string }
 
   constructor (init: CampaignServiceInit) {
     this.#init = init
-    this.#store = new ResultStore(init.db)
+    this.#store = new CampaignStore(init.db)
     this.#coordinator = { peer: init.self, name: COORDINATOR_ACTOR }
     this.#worker = { peer: init.self, name: WORKER_ACTOR }
     this.#runners = createRunners({ capabilities: init.capabilities, slots: init.slots, execTemplates: init.execTemplates, log: init.log.child({ component: 'runner' }) })
@@ -99,6 +103,8 @@ export class CampaignService implements CampaignApi {
         }
       }
     }))
+    // first in the coordinator's mailbox: no result reaches it before the campaigns it belongs to are back
+    if (init.resume !== false) void init.host.tell(this.#coordinator, { type: 'resume-all' } satisfies CoordinatorMessage).catch(() => {})
   }
 
   async submit (body: SubmitBody): Promise<CampaignStatus> {
@@ -120,6 +126,17 @@ export class CampaignService implements CampaignApi {
 
   async status (id: string): Promise<CampaignStatus | null> {
     return await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage)
+  }
+
+  async resume (id: string): Promise<CampaignStatus | null> {
+    if (await this.#store.campaign(id) == null) return null
+    return await this.#init.host.ask<CampaignStatus>(this.#coordinator, { type: 'resume', id } satisfies CoordinatorMessage, { timeoutMs: 60_000 })
+  }
+
+  async auditVerify (id: string): Promise<AuditVerdict | null> {
+    const record = await this.#store.campaign(id)
+    if (record == null) return null
+    return await verifyAudit(join(record.runDir, 'audit.jsonl'), FINAL_STATES.has(record.state) ? record.auditHead : undefined)
   }
 
   async cancel (id: string): Promise<CampaignStatus | null> {

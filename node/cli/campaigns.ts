@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress'
 import Table from 'cli-table3'
 import type { Command } from 'commander'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
 import { UsageError } from './errors.ts'
@@ -167,6 +168,29 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
       const res = await (await client(flags)).raw('GET', `/v1/campaigns/${id}/results?format=${format}`)
       const out = typeof flags.out === 'string' ? createWriteStream(flags.out) : process.stdout
       await pipeline(res, out as Writable)
+    })
+
+  target(program.command('resume').argument('<id>', 'campaign id').description('pick up a campaign its coordinator stopped running (after zp-node start --no-resume)'))
+    .option('--wait', 'follow it to the end')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: Record<string, unknown>) => {
+      const api = await client(flags)
+      const status = await api.request<CampaignStatus>('POST', `/v1/campaigns/${id}/resume`, { timeoutMs: 120_000 })
+      const final = flags.wait === true ? await follow(api, id) : status
+      if (flags.json === true) process.stdout.write(JSON.stringify(final, null, 2) + '\n')
+      else process.stdout.write(`${final.id} ${final.state}: ${final.shards.done} of ${final.shards.total} shards done\n`)
+      if (flags.wait === true) process.exitCode = exitCodeOf(final.state)
+    })
+
+  const audit = program.command('audit').description('the hash-chained audit log of a campaign (runs/<id>/audit.jsonl)')
+  target(audit.command('verify').argument('<id>', 'campaign id').description('check that no record was changed or removed'))
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: Record<string, unknown>) => {
+      const verdict = await (await client(flags)).get<AuditVerdict>(`/v1/campaigns/${id}/audit`)
+      if (flags.json === true) process.stdout.write(JSON.stringify(verdict, null, 2) + '\n')
+      else if (verdict.ok) process.stdout.write(`ok: ${verdict.records} records, chain intact (head ${verdict.head.slice(0, 16)}…)\n`)
+      else process.stdout.write(`TAMPERED: line ${verdict.problem!.line}: ${verdict.problem!.reason} (${verdict.records} records verified before it)\n`)
+      process.exitCode = verdict.ok ? 0 : 1
     })
 
   target(program.command('runs').description('list every campaign this node has coordinated'))

@@ -27,6 +27,7 @@ interface NodeFlags {
   onnxProbe: boolean
   slots?: number
   execConfig?: string
+  resume: boolean
   heartbeatMs?: number
   suspectAfterMs?: number
   deadAfterMs?: number
@@ -50,6 +51,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--no-onnx-probe', 'skip probing ONNX Runtime execution providers')
     .option('--slots <n>', 'work slots offered (default: CPU cores)', positiveInt('--slots'))
     .option('--exec-config <file>', 'YAML of the command templates exec campaigns may run here (advertised as exec.<name>)')
+    .option('--no-resume', 'do not pick up the campaigns this node was coordinating when it stopped (zp resume ID does it later)')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 1000)', positiveInt('--heartbeat-ms'))
     .option('--suspect-after-ms <ms>', 'silence before a peer is SUSPECT (default 4000)', positiveInt('--suspect-after-ms'))
     .option('--dead-after-ms <ms>', 'silence before a peer is DEAD (default 8000)', positiveInt('--dead-after-ms'))
@@ -95,6 +97,7 @@ function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
     probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
     slots: flags.slots,
     execConfig: flags.execConfig,
+    resume: flags.resume,
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
     logger: createLogger({ file: dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })

@@ -17,7 +17,9 @@ export const LeaseSchema = z.object({
   shard: ShardSchema,
   attempt: z.number().int().positive(),
   epoch: Epoch,
-  timeoutMs: z.number().int().positive()
+  timeoutMs: z.number().int().positive(),
+  /** the last state a previous attempt saved with ctx.checkpoint: the shard resumes from it */
+  resumeFrom: z.unknown().optional()
 })
 export type Lease = z.infer<typeof LeaseSchema>
 
@@ -74,7 +76,9 @@ export const CoordinatorRequestSchema = z.discriminatedUnion('type', [
     ])
   }),
   /** the worker gives a shard back unfinished (it is draining): not a failure of the shard */
-  z.object({ type: z.literal('release'), ...ShardRef, reason: z.string().max(512) })
+  z.object({ type: z.literal('release'), ...ShardRef, reason: z.string().max(512) }),
+  /** a module shard's ctx.checkpoint(state): kept (durably) so a retry resumes from it */
+  z.object({ type: z.literal('checkpoint'), ...ShardRef, state: z.unknown() })
 ])
 export type CoordinatorRequest = z.infer<typeof CoordinatorRequestSchema>
 

@@ -187,3 +187,22 @@ describe('large results', () => {
     expect(rows.every((r, i) => r.item === i && r.pad.length === 4000)).toBe(true)
   })
 })
+
+describe('module checkpoints', () => {
+  it('a retried shard resumes from the checkpoint its failed attempt saved', async () => {
+    mesh = await createMesh()
+    const a = await mesh.start({ name: 'a' })
+    const file = join((scratch ??= await tempDir('zp-cf-')).path, 'ckpt.json')
+    await writeFile(file, JSON.stringify({
+      name: 'ckpt',
+      workload: { kind: 'module', module: fileURLToPath(new URL('../fixtures/campaigns/checkpointer.mjs', import.meta.url)) },
+      shards: { iterations: { total: 3, perShard: 1, seed: 1 } },
+      retry: { maxAttempts: 2, initialDelay: '10ms' }
+    }))
+    const s = await a.campaigns.submit({ file })
+    const done = await finished(a, s.id)
+    expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { done: 3 } })
+    const rows = (await exported(a, s.id, 'jsonl')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+    expect(rows).toEqual([0, 1, 2].map(i => ({ shard: i, attempt: 2, resumedWith: i * 1000, from: 'first half' })))
+  })
+})
