@@ -16,6 +16,8 @@ export interface LocalNodeSpec {
   /** more zp-node flags */
   args?: string[]
   env?: NodeJS.ProcessEnv
+  /** where its console output goes (default `<dataDir>.out`) */
+  outFile?: string
 }
 
 /**
@@ -40,7 +42,7 @@ export class LocalNode {
 
   static async spawn (spec: LocalNodeSpec): Promise<LocalNode> {
     await mkdir(spec.dataDir, { recursive: true })
-    const outFile = `${spec.dataDir}.out`
+    const outFile = spec.outFile ?? `${spec.dataDir}.out`
     const fd = openSync(outFile, 'a')
     const command = spec.join != null ? ['join', spec.join] : ['start']
     const args = [

@@ -26,13 +26,27 @@ export function createLogger (opts: LoggerOptions = {}): Logger {
   if (consoleMode === 'pretty') {
     streams.push({ level: 'trace', stream: pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', destination: 2 }) })
   } else if (consoleMode === 'json') {
-    streams.push({ level: 'trace', stream: pino.destination({ fd: 1, sync: false }) })
+    streams.push({ level: 'trace', stream: survive(pino.destination({ fd: 1, sync: false }), 'standard output') })
   }
   if (opts.file != null) {
     mkdirSync(dirname(opts.file), { recursive: true })
-    streams.push({ level: 'trace', stream: pino.destination({ dest: opts.file, mkdir: true, sync: false }) })
+    streams.push({ level: 'trace', stream: survive(pino.destination({ dest: opts.file, mkdir: true, sync: false }), opts.file) })
   }
   return pino({ level, base: opts.base ?? null, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams))
+}
+
+/**
+ * A log that cannot be written (a full disk) loses lines, never the node: the
+ * failure is said once on stderr.
+ */
+function survive (dest: ReturnType<typeof pino.destination>, what: string): DestinationStream {
+  let told = false
+  dest.on('error', (err: Error) => {
+    if (told) return
+    told = true
+    process.stderr.write(`zp: cannot write the log to ${what}: ${err.message}; log lines are lost until it can\n`)
+  })
+  return dest
 }
 
 /** A logger that drops everything, for units and library use without a node. */

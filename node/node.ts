@@ -28,7 +28,7 @@ import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
 import { createLogger } from './logger.ts'
 import { probeCapabilities, type ProbeOptions } from './probe/index.ts'
 import { loadPsk, type Psk } from './psk.ts'
-import { openDb, type Db } from './storage.ts'
+import { openDb, Storage, type Db } from './storage.ts'
 import { Trust } from './trust.ts'
 import { nodeRoutes } from './api/routes.ts'
 import { BlobAccess } from './blobs/access.ts'
@@ -105,6 +105,7 @@ export class ZpNode {
   readonly host: ActorHost
   readonly trust: Trust
   readonly db: Db
+  readonly storage: Storage
   readonly psk: Psk | undefined
   readonly blobs: BlobService
   readonly #blobAccess: BlobAccess
@@ -135,6 +136,7 @@ export class ZpNode {
     this.log = init.log
     this.libp2p = init.libp2p
     this.db = init.db
+    this.storage = new Storage(init.db, init.log.child({ component: 'storage' }))
     this.psk = init.psk
     this.trust = init.trust
     this.#execTemplates = init.execTemplates
@@ -293,7 +295,7 @@ export class ZpNode {
       name: this.name,
       version: VERSION,
       host: this.host,
-      db: this.db,
+      storage: this.storage,
       runsDir: dataPaths(this.dataDir).runs,
       log: this.log,
       blobs: this.blobs,
@@ -517,7 +519,7 @@ export class ZpNode {
     } catch (err) {
       this.log.warn({ err: describeError(err) }, 'libp2p stop failed')
     }
-    await this.db.close().catch(() => {})
+    await this.storage.close().catch(() => {})
     if (this.#opts.writeNodeInfo !== false) await removeNodeInfo(this.dataDir).catch(() => {})
     this.#state = 'stopped'
     this.log.info('node stopped')

@@ -1,4 +1,6 @@
 import { Level } from 'level'
+import type { Logger } from 'pino'
+import { delay } from '../protocols/common/signals.ts'
 
 export type Db = Level<string, unknown>
 
@@ -22,4 +24,90 @@ export async function openDb (path: string, dataDir: string): Promise<Db> {
     throw new StorageError(`cannot open the node database in ${path}: ${cause?.message ?? (err as Error).message}`)
   }
   return db
+}
+
+function makeSublevel<V> (db: Db, name: string) {
+  return db.sublevel<string, V>(name, { valueEncoding: 'json' })
+}
+export type Sublevel<V> = ReturnType<typeof makeSublevel<V>>
+
+const RECOVERY_EVERY_MS = 2000
+
+/**
+ * The node's database, and its way back from a failed write. After an I/O
+ * error (a full disk, above all) LevelDB refuses every later write until it is
+ * reopened, even once space is back; so a failed write starts a loop that
+ * reopens the database and its sublevels until a probe write succeeds. What
+ * was written before the failure is all there afterwards.
+ */
+export class Storage {
+  readonly db: Db
+  readonly #log: Logger
+  readonly #subs: Array<Sublevel<unknown>> = []
+  #recovering: Promise<void> | undefined
+  #closed = false
+
+  constructor (db: Db, log: Logger) {
+    this.db = db
+    this.#log = log
+  }
+
+  /** A sublevel this storage reopens along with the database. */
+  sublevel<V> (name: string): Sublevel<V> {
+    const sub = makeSublevel<V>(this.db, name)
+    this.#subs.push(sub as Sublevel<unknown>)
+    return sub
+  }
+
+  /** Runs a write; an I/O failure starts recovery (and is rethrown for the caller to report). */
+  async write<T> (work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (err) {
+      if ((err as { code?: string }).code === 'LEVEL_IO_ERROR') this.#recover(err as Error)
+      throw err
+    }
+  }
+
+  get healthy (): boolean {
+    return this.#recovering == null
+  }
+
+  #recover (err: Error): void {
+    if (this.#recovering != null || this.#closed) return
+    this.#log.error({ err: err.message, location: this.db.location }, `database writes fail (${err.message}); free space on that disk: writes resume on their own`)
+    this.#recovering = (async () => {
+      for (let attempt = 1; !this.#closed; attempt++) {
+        await delay(RECOVERY_EVERY_MS)
+        try {
+          // some failures pass (a write-ahead log write); others stick until the database is reopened
+          if (!await this.#probe()) {
+            await this.db.close()
+            await this.db.open()
+            for (const sub of this.#subs) await sub.open()
+            if (!await this.#probe()) continue
+          }
+          this.#log.info({ attempts: attempt }, 'database writes work again')
+          return
+        } catch (retry) {
+          this.#log.debug({ err: (retry as Error).message }, 'database still not writable')
+        }
+      }
+    })().finally(() => { this.#recovering = undefined })
+  }
+
+  async #probe (): Promise<boolean> {
+    try {
+      await this.db.put('storage!probe', Date.now())
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    await this.#recovering?.catch(() => {})
+    await this.db.close()
+  }
 }

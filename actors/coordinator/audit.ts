@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 export const GENESIS = '0'.repeat(64)
 
 export interface AuditEvent {
-  type: 'submitted' | 'leased' | 'result' | 'duplicate' | 'failed' | 'dead-lettered' | 'requeued' | 'cancelled' | 'resumed' | 'finished' | 'takeover'
+  type: 'submitted' | 'leased' | 'result' | 'duplicate' | 'failed' | 'dead-lettered' | 'requeued' | 'cancelled' | 'resumed' | 'finished' | 'takeover' | 'gap'
   [field: string]: unknown
 }
 
@@ -27,19 +27,42 @@ export class AuditLog {
   #out: WriteStream
   #seq: number
   #head: string
+  /** the last record known to be in the file */
+  #written: { seq: number, hash: string }
+  /** records lost to failed writes (a full disk) since the last one written */
+  #lost = 0
+  readonly #onError: (err: Error) => void
 
-  private constructor (file: string, out: WriteStream, seq: number, head: string) {
+  private constructor (file: string, seq: number, head: string, onError: (err: Error) => void) {
     this.file = file
-    this.#out = out
     this.#seq = seq
     this.#head = head
+    this.#written = { seq, hash: head }
+    this.#onError = onError
+    this.#out = this.#stream()
   }
 
-  /** Opens the log to append, continuing an existing chain (a resumed campaign). */
-  static async open (file: string): Promise<AuditLog> {
+  /**
+   * Opens the log to append, continuing an existing chain (a resumed
+   * campaign). A failed write does not stop the campaign: the chain goes back
+   * to the last record in the file, and a `gap` record says how many were lost.
+   */
+  static async open (file: string, onError: (err: Error) => void = () => {}): Promise<AuditLog> {
     await mkdir(dirname(file), { recursive: true })
     const last = await lastRecord(file)
-    return new AuditLog(file, createWriteStream(file, { flags: 'a', mode: 0o644 }), last?.seq ?? 0, last?.hash ?? GENESIS)
+    return new AuditLog(file, last?.seq ?? 0, last?.hash ?? GENESIS, onError)
+  }
+
+  #stream (): WriteStream {
+    const out = createWriteStream(this.file, { flags: 'a', mode: 0o644 })
+    out.on('error', (err) => {
+      if (out !== this.#out) return
+      this.#onError(err)
+      this.#seq = this.#written.seq
+      this.#head = this.#written.hash
+      this.#out = this.#stream()
+    })
+    return out
   }
 
   /** hash of the last record appended */
@@ -48,11 +71,24 @@ export class AuditLog {
   }
 
   append (event: AuditEvent): void {
-    const body = { seq: this.#seq + 1, t: new Date().toISOString(), ...event, prev: this.#head }
+    if (this.#lost > 0 && event.type !== 'gap') {
+      const lost = this.#lost
+      this.#lost = 0
+      this.append({ type: 'gap', lost, reason: 'records could not be written (is the disk full?)' })
+    }
+    const seq = this.#seq + 1
+    const body = { seq, t: new Date().toISOString(), ...event, prev: this.#head }
     const hash = digest(body)
-    this.#seq++
+    this.#seq = seq
     this.#head = hash
-    this.#out.write(JSON.stringify({ ...body, hash }) + '\n')
+    const out = this.#out
+    out.write(JSON.stringify({ ...body, hash }) + '\n', (err) => {
+      if (err != null) {
+        if (event.type !== 'gap') this.#lost++
+      } else if (out === this.#out && seq > this.#written.seq) {
+        this.#written = { seq, hash }
+      }
+    })
   }
 
   /** Resolves once everything appended has reached the file. */
@@ -95,10 +131,15 @@ export interface AuditVerdict {
   problem?: { line: number, reason: string }
 }
 
-/** Walks the chain; `expectedHead` (from the campaign record) also catches a removed tail. */
+/**
+ * Walks the chain. `expectedHead` (from the campaign record) must be one of its
+ * records, which catches a removed tail; records may follow it (a late
+ * duplicate after the end, say).
+ */
 export async function verifyAudit (file: string, expectedHead?: string): Promise<AuditVerdict> {
   let prev = GENESIS
   let line = 0
+  let headSeen = expectedHead == null
   const fail = (reason: string): AuditVerdict => ({ ok: false, records: line - 1, head: prev, problem: { line, reason } })
   try {
     await (await open(file)).close()
@@ -118,8 +159,9 @@ export async function verifyAudit (file: string, expectedHead?: string): Promise
     if (body.prev !== prev) return fail('its prev does not match the hash of the record before: a record before it was changed or removed')
     if (digest(body) !== hash) return fail('its hash does not match its contents: the record was changed')
     prev = hash as string
+    if (prev === expectedHead) headSeen = true
   }
-  if (expectedHead != null && expectedHead !== prev) {
+  if (!headSeen) {
     return { ok: false, records: line, head: prev, problem: { line: line + 1, reason: 'the log ends before the last record the coordinator wrote: records were removed from the end' } }
   }
   return { ok: true, records: line, head: prev }

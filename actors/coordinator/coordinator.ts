@@ -175,7 +175,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
         capabilities: Object.entries(p.capabilities?.capabilities ?? {}).filter(([, c]) => c.status === 'ok').map(([k]) => k)
       }))
     })
-    const audit = await AuditLog.open(join(runDir, 'audit.jsonl'))
+    const audit = await AuditLog.open(join(runDir, 'audit.jsonl'), this.#auditFailed(msg.id))
     audit.append({ type: 'submitted', name: msg.spec.name, specHash: msg.specHash, shards: plan.count, priority: msg.spec.priority })
     this.#audits.set(run.id, audit)
     this.#runs.set(run.id, run)
@@ -470,13 +470,18 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     })
   }
 
-  /** Saves the campaign's record, keeping what only submit knows (spec hash, offsets) from the last save. */
+  /** Saves the campaign's record: the run as it stands, with what only submit knows kept from before. */
   async #save (run: CampaignRun, first?: Pick<CampaignRecord, 'specHash' | 'offsets' | 'sliceHashes' | 'epochReserved' | 'runDir'>): Promise<void> {
-    const previous = this.#records.get(run.id) ?? await this.#ports.store.campaign(run.id)
-    const record: CampaignRecord = {
+    const record = this.#recordOf(run, first ?? this.#records.get(run.id) ?? await this.#ports.store.campaign(run.id))
+    await this.#ports.store.saveCampaign(record)
+    this.#records.set(run.id, record)
+  }
+
+  #recordOf (run: CampaignRun, known?: Partial<CampaignRecord>, epochReserved?: number): CampaignRecord {
+    return {
       id: run.id,
       spec: run.spec,
-      specHash: first?.specHash ?? previous?.specHash ?? '',
+      specHash: known?.specHash ?? '',
       createdAt: run.createdAt,
       startedAt: run.startedAt,
       endedAt: run.endedAt,
@@ -484,21 +489,19 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       shards: run.total,
       done: run.doneCount,
       deadLetters: run.deadLetters(),
-      runDir: first?.runDir ?? previous?.runDir ?? this.#runDir(run.id),
-      offsets: first?.offsets ?? previous?.offsets,
-      sliceHashes: first?.sliceHashes ?? previous?.sliceHashes,
-      epochReserved: first?.epochReserved ?? previous?.epochReserved ?? 0,
-      auditHead: this.#audits.get(run.id)?.head ?? previous?.auditHead
+      runDir: known?.runDir ?? this.#runDir(run.id),
+      offsets: known?.offsets,
+      sliceHashes: known?.sliceHashes,
+      epochReserved: epochReserved ?? known?.epochReserved ?? 0,
+      auditHead: this.#audits.get(run.id)?.head ?? known?.auditHead
     }
-    await this.#ports.store.saveCampaign(record)
-    this.#records.set(run.id, record)
   }
 
   /** The record with a new block of epochs, when the run has used up its reservation; else nothing to save. */
   #reserveEpochs (run: CampaignRun): CampaignRecord | undefined {
-    const record = this.#records.get(run.id)
-    if (record == null || run.epoch <= (record.epochReserved ?? 0)) return undefined
-    const next = { ...record, epochReserved: run.epoch + EPOCH_BLOCK, auditHead: this.#audits.get(run.id)?.head ?? record.auditHead }
+    const known = this.#records.get(run.id)
+    if (known == null || run.epoch <= (known.epochReserved ?? 0)) return undefined
+    const next = this.#recordOf(run, known, run.epoch + EPOCH_BLOCK)
     this.#records.set(run.id, next)
     return next
   }
@@ -519,6 +522,10 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   #requeued (campaignId: string, shards: number[], reason: string): void {
     this.#audit(campaignId, { type: 'requeued', shards, reason })
     void this.#ports.store.delLeases(campaignId, shards).catch(() => {})
+  }
+
+  #auditFailed (campaignId: string): (err: Error) => void {
+    return (err) => { this.#log.error({ campaign: campaignId, err: err.message }, 'cannot write the audit log (is the disk full?); a gap record will say how many records were lost') }
   }
 
   #audit (campaignId: string, event: Parameters<AuditLog['append']>[0]): void {
@@ -566,15 +573,16 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   /** Picks a campaign up from its checkpoint: shards with a result are never run again. */
   async #resume (id: string, now: number): Promise<CampaignStatus> {
     const live = this.#runs.get(id)
-    if (live != null) return liveStatus(live, now, this.#ports.self, this.#runDir(id))
     const record = await this.#ports.store.campaign(id)
     if (record == null) throw new NoSuchActorError(`no campaign ${id} on this node`)
-    if (FINAL_STATES.has(record.state)) throw new InvalidMessageError(`campaign ${id} has ended (${record.state}); there is nothing to resume`)
+    const state = live?.state ?? record.state
+    if (FINAL_STATES.has(state)) throw new InvalidMessageError(`campaign ${id} has ended (${state}); there is nothing to resume`)
+    if (live != null) return liveStatus(live, now, this.#ports.self, this.#runDir(id))
     const { run, leases, checkpoints } = await restoreRun(record, this.#ports.store, now)
     for (const l of leases) this.#remember(id, { index: l.index, worker: l.worker })
     for (const [index, state] of checkpoints) this.#checkpoints.set(`${id}:${index}`, state)
     if (record.sliceHashes != null) this.#sliceHashes.set(id, record.sliceHashes)
-    const audit = await AuditLog.open(join(record.runDir, 'audit.jsonl'))
+    const audit = await AuditLog.open(join(record.runDir, 'audit.jsonl'), this.#auditFailed(id))
     this.#audits.set(id, audit)
     this.#records.set(id, record)
     this.#runs.set(id, run)

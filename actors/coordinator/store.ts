@@ -1,4 +1,4 @@
-import type { Db } from '../../node/storage.ts'
+import type { Storage, Sublevel } from '../../node/storage.ts'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { CampaignState, DeadLetter } from './campaign.ts'
 
@@ -46,11 +46,6 @@ export interface StoredLease {
   epoch: number
 }
 
-function sub<V> (db: Db, name: string) {
-  return db.sublevel<string, V>(name, { valueEncoding: 'json' })
-}
-type Sub<V> = ReturnType<typeof sub<V>>
-
 /** Keys sort as numbers: a fixed width makes LevelDB's order the shard order. */
 const key = (campaignId: string, index: number): string => `${campaignId}!${String(index).padStart(16, '0')}`
 const indexOf = (campaignId: string, k: string): number => Number(k.slice(campaignId.length + 1))
@@ -64,26 +59,28 @@ const range = (campaignId: string): { gt: string, lt: string } => ({ gt: `${camp
  * campaign knows every shard it must not run again.
  */
 export class CampaignStore {
-  readonly #db: Db
-  readonly #results: Sub<StoredResult>
-  readonly #campaigns: Sub<CampaignRecord>
-  readonly #shards: Sub<ShardState>
-  readonly #leases: Sub<StoredLease>
+  readonly #storage: Storage
+  readonly #results: Sublevel<StoredResult>
+  readonly #campaigns: Sublevel<CampaignRecord>
+  readonly #shards: Sublevel<ShardState>
+  readonly #leases: Sublevel<StoredLease>
 
-  constructor (db: Db) {
-    this.#db = db
-    this.#results = sub<StoredResult>(db, 'results')
-    this.#campaigns = sub<CampaignRecord>(db, 'campaigns')
-    this.#shards = sub<ShardState>(db, 'shards')
-    this.#leases = sub<StoredLease>(db, 'leases')
+  constructor (storage: Storage) {
+    this.#storage = storage
+    this.#results = storage.sublevel<StoredResult>('results')
+    this.#campaigns = storage.sublevel<CampaignRecord>('campaigns')
+    this.#shards = storage.sublevel<ShardState>('shards')
+    this.#leases = storage.sublevel<StoredLease>('leases')
   }
 
   /** The result, and the end of the lease it answers, in one write. */
   async putResult (campaignId: string, index: number, result: StoredResult): Promise<void> {
-    await this.#db.batch([
-      { type: 'put', sublevel: this.#results, key: key(campaignId, index), value: result },
-      { type: 'del', sublevel: this.#leases, key: key(campaignId, index) }
-    ])
+    await this.#storage.write(async () => {
+      await this.#storage.db.batch([
+        { type: 'put', sublevel: this.#results, key: key(campaignId, index), value: result },
+        { type: 'del', sublevel: this.#leases, key: key(campaignId, index) }
+      ])
+    })
   }
 
   async result (campaignId: string, index: number): Promise<StoredResult | undefined> {
@@ -101,7 +98,7 @@ export class CampaignStore {
   }
 
   async putShard (campaignId: string, index: number, state: ShardState): Promise<void> {
-    await this.#shards.put(key(campaignId, index), state)
+    await this.#storage.write(async () => { await this.#shards.put(key(campaignId, index), state) })
   }
 
   async shard (campaignId: string, index: number): Promise<ShardState | undefined> {
@@ -114,14 +111,16 @@ export class CampaignStore {
 
   /** Records leases before they are sent, and the epoch reservation they may need, in one write. */
   async putLeases (campaignId: string, leases: Array<{ index: number } & StoredLease>, record?: CampaignRecord): Promise<void> {
-    await this.#db.batch([
-      ...leases.map(l => ({ type: 'put' as const, sublevel: this.#leases, key: key(campaignId, l.index), value: { worker: l.worker, epoch: l.epoch } })),
-      ...(record != null ? [{ type: 'put' as const, sublevel: this.#campaigns, key: record.id, value: record }] : [])
-    ])
+    await this.#storage.write(async () => {
+      await this.#storage.db.batch([
+        ...leases.map(l => ({ type: 'put' as const, sublevel: this.#leases, key: key(campaignId, l.index), value: { worker: l.worker, epoch: l.epoch } })),
+        ...(record != null ? [{ type: 'put' as const, sublevel: this.#campaigns, key: record.id, value: record }] : [])
+      ])
+    })
   }
 
   async delLeases (campaignId: string, indexes: number[]): Promise<void> {
-    await this.#leases.batch(indexes.map(i => ({ type: 'del' as const, key: key(campaignId, i) })))
+    await this.#storage.write(async () => { await this.#leases.batch(indexes.map(i => ({ type: 'del' as const, key: key(campaignId, i) }))) })
   }
 
   async * leases (campaignId: string): AsyncGenerator<{ index: number } & StoredLease> {
@@ -129,7 +128,7 @@ export class CampaignStore {
   }
 
   async saveCampaign (record: CampaignRecord): Promise<void> {
-    await this.#campaigns.put(record.id, record)
+    await this.#storage.write(async () => { await this.#campaigns.put(record.id, record) })
   }
 
   async campaign (id: string): Promise<CampaignRecord | undefined> {

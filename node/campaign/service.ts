@@ -15,7 +15,7 @@ import { workerActor, WORKER_ACTOR, type WorkerMessage } from '../../actors/work
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
 import type { BlobAccess } from '../blobs/access.ts'
 import type { BlobService } from '../blobs/service.ts'
-import type { Db } from '../storage.ts'
+import type { Storage } from '../storage.ts'
 import { exportResults, type ExportFormat } from './export.ts'
 import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
@@ -25,7 +25,7 @@ export interface CampaignServiceInit {
   name: string
   version: string
   host: ActorHost
-  db: Db
+  storage: Storage
   runsDir: string
   log: Logger
   blobs: BlobService
@@ -52,7 +52,7 @@ export class CampaignService implements CampaignApi {
 
   constructor (init: CampaignServiceInit) {
     this.#init = init
-    this.#store = new CampaignStore(init.db)
+    this.#store = new CampaignStore(init.storage)
     this.#coordinator = { peer: init.self, name: COORDINATOR_ACTOR }
     this.#worker = { peer: init.self, name: WORKER_ACTOR }
     this.#runners = createRunners({ capabilities: init.capabilities, slots: init.slots, execTemplates: init.execTemplates, log: init.log.child({ component: 'runner' }) })

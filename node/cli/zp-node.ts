@@ -33,6 +33,7 @@ interface NodeFlags {
   deadAfterMs?: number
   drainTimeoutMs?: number
   logLevel?: string
+  logFile?: string
 }
 
 function nodeOptions (cmd: Command): Command {
@@ -57,6 +58,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--dead-after-ms <ms>', 'silence before a peer is DEAD (default 8000)', positiveInt('--dead-after-ms'))
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long running work may take before the node stops anyway (default 60000)', positiveInt('--drain-timeout-ms'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .option('--log-file <file>', 'JSON log file (default <data-dir>/logs/node.log)')
 }
 
 function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
@@ -100,7 +102,7 @@ function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
     resume: flags.resume,
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
-    logger: createLogger({ file: dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })
+    logger: createLogger({ file: flags.logFile ?? dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })
   }
 }
 

@@ -16,7 +16,7 @@ export interface ProcessMesh {
   root: string
   nodes: LocalNode[]
   /** starts a node; joins through `via` (a node of this mesh or a raw address) if given */
-  start: (name: string, opts?: { via?: LocalNode | string, args?: string[], dataDir?: string }) => Promise<LocalNode>
+  start: (name: string, opts?: { via?: LocalNode | string, args?: string[], dataDir?: string, outFile?: string }) => Promise<LocalNode>
   peers: (node: LocalNode) => Promise<PeerJson[]>
   /** the control API of a node of this mesh */
   api: (node: LocalNode) => Promise<ApiClient>
@@ -32,7 +32,7 @@ export async function createProcessMesh (): Promise<ProcessMesh> {
     nodes,
     start: async (name, opts = {}) => {
       const via = typeof opts.via === 'string' ? opts.via : opts.via?.info?.multiaddrs[0]
-      const node = await LocalNode.spawn({ name, dataDir: opts.dataDir ?? join(dir.path, name), join: via, args: [...FAST_FLAGS, ...(opts.args ?? [])] })
+      const node = await LocalNode.spawn({ name, dataDir: opts.dataDir ?? join(dir.path, name), outFile: opts.outFile, join: via, args: [...FAST_FLAGS, ...(opts.args ?? [])] })
       nodes.push(node)
       await node.ready({ timeoutMs: 60_000 })
       return node
@@ -74,8 +74,8 @@ export async function runCli (bin: 'zp' | 'zp-node', args: string[], opts: { env
   }
 }
 
-/** The JSON log lines a node wrote to its data dir. */
-export async function logLines (node: LocalNode): Promise<Array<Record<string, unknown>>> {
-  const text = await readFile(join(node.dataDir, 'logs', 'node.log'), 'utf8').catch(() => '')
+/** The JSON log lines a node wrote to its data dir (or to the --log-file it was given). */
+export async function logLines (node: LocalNode, file = join(node.dataDir, 'logs', 'node.log')): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(file, 'utf8').catch(() => '')
   return text.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
 }

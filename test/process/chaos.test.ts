@@ -1,0 +1,200 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { CampaignStatus } from '../../actors/coordinator/status.ts'
+import type { LocalNode } from '../../bootstrap/local.ts'
+import { tempDir, waitFor } from '../helpers.ts'
+import { createProcessMesh, logLines, runCli, waitForStates, type ProcessMesh } from './harness.ts'
+
+const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
+const SHARDS = { iterations: { total: 600, perShard: 10, seed: 11 } }
+
+let scratch: { path: string, remove: () => Promise<void> }
+/** the export of the same shards from an undisturbed one-node run */
+let reference: string
+let mesh: ProcessMesh | undefined
+
+async function campaignFile (name: string, params: Record<string, unknown>): Promise<string> {
+  const file = join(scratch.path, `${name}.json`)
+  await writeFile(file, JSON.stringify({ name, workload: { kind: 'module', module: SQUARES }, shards: SHARDS, params, retry: { maxAttempts: 3, initialDelay: '50ms' } }))
+  return file
+}
+
+async function api<T> (m: ProcessMesh, node: LocalNode, method: string, path: string): Promise<T> {
+  return await (await m.api(node)).request<T>(method, path, { timeoutMs: 60_000 })
+}
+
+async function finished (m: ProcessMesh, node: LocalNode, id: string, timeoutMs = 120_000): Promise<CampaignStatus> {
+  return await waitFor(async () => {
+    const s = await api<CampaignStatus>(m, node, 'GET', `/v1/campaigns/${id}`)
+    return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(s.state) ? s : undefined
+  }, { timeoutMs, what: `campaign ${id} to end` })
+}
+
+async function exported (m: ProcessMesh, node: LocalNode, id: string): Promise<string> {
+  return await api<string>(m, node, 'GET', `/v1/campaigns/${id}/results?format=jsonl`)
+}
+
+async function auditRecords (runDir: string): Promise<Array<Record<string, unknown>>> {
+  return (await readFile(join(runDir, 'audit.jsonl'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+}
+
+/** Every shard has exactly one result record: none lost, none counted twice. */
+function expectOneResultEach (records: Array<Record<string, unknown>>, shards: number): void {
+  const results = records.filter(r => r.type === 'result').map(r => r.shard as number)
+  expect(results.length).toBe(shards)
+  expect(new Set(results).size).toBe(shards)
+}
+
+/** A coordinator and two workers that joined through it. */
+async function threeNodes (): Promise<{ m: ProcessMesh, coord: LocalNode, workers: LocalNode[] }> {
+  const m = await createProcessMesh()
+  mesh = m
+  const coord = await m.start('coord', { args: ['--slots', '2'] })
+  const workers = [await m.start('w1', { via: coord, args: ['--slots', '2'] }), await m.start('w2', { via: coord, args: ['--slots', '2'] })]
+  await waitForStates(m, coord, ['w1', 'w2'], 'alive')
+  await waitFor(async () => (await m.peers(coord)).every(p => p.capabilities != null), { timeoutMs: 60_000, what: 'capabilities' })
+  return { m, coord, workers }
+}
+
+beforeAll(async () => {
+  scratch = await tempDir('zp-chaos-')
+  const m = await createProcessMesh()
+  try {
+    const solo = await m.start('reference', { args: ['--slots', '2'] })
+    const id = (await runCli('zp', ['submit', await campaignFile('reference', {}), '--data-dir', solo.dataDir])).stdout.trim()
+    expect((await finished(m, solo, id)).state).toBe('SUCCEEDED')
+    reference = await exported(m, solo, id)
+  } finally {
+    await m.stop()
+  }
+})
+afterEach(async () => {
+  await mesh?.stop()
+  mesh = undefined
+})
+afterAll(async () => { await scratch.remove() })
+
+describe('chaos: real processes, kill -9, restarts', () => {
+  it('kill -9 of a worker mid-campaign: results byte-identical to a clean run, none lost, none twice', async () => {
+    const { m, coord, workers } = await threeNodes()
+    const id = (await runCli('zp', ['submit', await campaignFile('lose-a-worker', { slowMs: 15 }), '--data-dir', coord.dataDir])).stdout.trim()
+    await waitFor(async () => (await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)).workers.some(w => w.name === 'w1' && w.done >= 3), { what: 'w1 to finish some shards' })
+    workers[0]!.kill('SIGKILL')
+    const status = await finished(m, coord, id)
+    expect(status).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60, failed: 0 } })
+    expect(await exported(m, coord, id)).toBe(reference)
+    const records = await auditRecords(status.runDir)
+    expectOneResultEach(records, 60)
+    expect(records.some(r => r.type === 'requeued' && String(r.reason).includes('died'))).toBe(true)
+    // losing a worker is not the shards' fault: nothing counted as a failed attempt
+    expect(records.filter(r => r.type === 'failed')).toEqual([])
+  })
+
+  it('kill -9 of the coordinator node and a restart: the campaign finishes from its checkpoint, no finished shard runs again', async () => {
+    const { m, coord } = await threeNodes()
+    const id = (await runCli('zp', ['submit', await campaignFile('lose-the-coordinator', { slowMs: 15 }), '--data-dir', coord.dataDir])).stdout.trim()
+    await waitFor(async () => (await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)).shards.done >= 10, { what: 'ten shards done' })
+    coord.kill('SIGKILL')
+    await coord.exited
+    const again = await m.start('coord', { dataDir: coord.dataDir, args: ['--slots', '2'] })
+    const status = await finished(m, again, id)
+    expect(status).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60, failed: 0 } })
+    expect(await exported(m, again, id)).toBe(reference)
+    const records = await auditRecords(status.runDir)
+    const resumedAt = records.findIndex(r => r.type === 'resumed')
+    expect(resumedAt).toBeGreaterThan(0)
+    const doneBefore = new Set(records.slice(0, resumedAt).filter(r => r.type === 'result').map(r => r.shard as number))
+    expect(doneBefore.size).toBeGreaterThanOrEqual(10)
+    const leasedAfter = records.slice(resumedAt).filter(r => r.type === 'leased').flatMap(r => (r.shards as number[][]).map(s => s[0]!))
+    expect(leasedAfter.filter(s => doneBefore.has(s))).toEqual([])
+    expectOneResultEach(records, 60)
+    expect((await runCli('zp', ['audit', 'verify', id, '--data-dir', again.dataDir])).code).toBe(0)
+  })
+
+  it('--no-resume leaves the campaign stopped and says so; zp resume picks it up', async () => {
+    const { m, coord } = await threeNodes()
+    const id = (await runCli('zp', ['submit', await campaignFile('resume-later', { slowMs: 15 }), '--data-dir', coord.dataDir])).stdout.trim()
+    await waitFor(async () => (await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)).shards.done >= 5, { what: 'five shards done' })
+    coord.kill('SIGKILL')
+    await coord.exited
+    const again = await m.start('coord', { dataDir: coord.dataDir, args: ['--slots', '2', '--no-resume'] })
+    const stopped = await api<CampaignStatus>(m, again, 'GET', `/v1/campaigns/${id}`)
+    expect(stopped.state).toBe('RUNNING')
+    expect(stopped.waiting).toMatch(/not running: its coordinator's node restarted/)
+    const resumed = await runCli('zp', ['resume', id, '--wait', '--json', '--data-dir', again.dataDir], { timeoutMs: 180_000 })
+    expect(resumed.code).toBe(0)
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60 } })
+    expect(await exported(m, again, id)).toBe(reference)
+    const twice = await runCli('zp', ['resume', id, '--data-dir', again.dataDir])
+    expect(twice.code).toBe(1)
+    expect(twice.stderr).toMatch(/has ended \(SUCCEEDED\); there is nothing to resume/)
+  })
+
+  it('zp audit verify finds a changed record', async () => {
+    const m = await createProcessMesh()
+    mesh = m
+    const node = await m.start('auditor')
+    const id = (await runCli('zp', ['submit', await campaignFile('audited', {}), '--data-dir', node.dataDir])).stdout.trim()
+    const status = await finished(m, node, id)
+    const ok = await runCli('zp', ['audit', 'verify', id, '--data-dir', node.dataDir])
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toMatch(/^ok: \d+ records, chain intact/)
+    const file = join(status.runDir, 'audit.jsonl')
+    const lines = (await readFile(file, 'utf8')).split('\n')
+    const target = lines.findIndex(l => l.includes('"type":"result"'))
+    lines[target] = lines[target]!.replace(/"worker":"[^"]+"/, '"worker":"someone-else"')
+    await writeFile(file, lines.join('\n'))
+    const bad = await runCli('zp', ['audit', 'verify', id, '--data-dir', node.dataDir])
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toContain(`TAMPERED: line ${target + 1}: its hash does not match its contents`)
+  })
+})
+
+describe('chaos: a full disk under the coordinator', () => {
+  const mountPoint = join('/tmp', `zp-tmpfs-${process.pid}`)
+  let mounted = false
+  beforeAll(async () => {
+    await mkdir(mountPoint, { recursive: true })
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', mountPoint], { stdio: 'pipe' })
+      mounted = true
+    } catch (err) {
+      console.warn(`skipped: cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); the full-disk test needs root`)
+    }
+  })
+  afterAll(async () => {
+    await mesh?.stop()
+    mesh = undefined
+    if (mounted) execFileSync('umount', [mountPoint])
+    await rm(mountPoint, { recursive: true, force: true })
+  })
+
+  it('results that cannot be written stay owed with a clear error, and nothing is lost once space returns', async ({ skip }) => {
+    if (!mounted) skip()
+    const m = await createProcessMesh()
+    mesh = m
+    // its data dir on the small tmpfs; its logs and console output elsewhere, to read them while the disk is full
+    const coordLog = join(scratch.path, 'full-disk-coord.log')
+    const coord = await m.start('coord', { dataDir: join(mountPoint, 'coord'), outFile: join(scratch.path, 'full-disk-coord.out'), args: ['--slots', '1', '--log-file', coordLog] })
+    const worker = await m.start('w1', { via: coord, args: ['--slots', '2'] })
+    await waitForStates(m, coord, ['w1'], 'alive')
+    // leave about 3 MB free; the campaign's results need about 10 MB
+    const filler = join(mountPoint, 'filler')
+    const free = Number(execFileSync('df', ['--output=avail', '-B1', mountPoint]).toString().trim().split('\n')[1])
+    await writeFile(filler, randomBytes(Math.max(0, free - 3 * 2 ** 20)))
+    const id = (await runCli('zp', ['submit', await campaignFile('fill-the-disk', { padding: 16_000 }), '--data-dir', coord.dataDir])).stdout.trim()
+    await waitFor(async () => (await logLines(coord, coordLog)).some(l => /database writes fail .*No space left on device/.test(String(l.msg))), { timeoutMs: 120_000, what: 'the coordinator to report the full disk' })
+    await waitFor(async () => (await logLines(worker)).some(l => /could not deliver the shard result; retrying/.test(String(l.msg))), { timeoutMs: 60_000, what: 'the worker to keep its result and retry' })
+    await rm(filler)
+    const status = await finished(m, coord, id, 180_000)
+    expect(status).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60, failed: 0 } })
+    await waitFor(async () => (await logLines(coord, coordLog)).some(l => l.msg === 'database writes work again'), { what: 'the coordinator to report its database writable again' })
+    const rows = (await exported(m, coord, id)).trim().split('\n').map(l => JSON.parse(l) as { item: number, pad: string })
+    expect(rows.map(r => r.item)).toEqual(Array.from({ length: 600 }, (_, i) => i))
+    expect(rows.every(r => r.pad.length === 16_000)).toBe(true)
+  })
+})
