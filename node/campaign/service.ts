@@ -16,9 +16,13 @@ import type { CapabilityReport } from '../../protocols/membership/capabilities.t
 import type { BlobAccess } from '../blobs/access.ts'
 import type { BlobService } from '../blobs/service.ts'
 import type { Storage } from '../storage.ts'
+import { delay } from '../../protocols/common/signals.ts'
 import { exportResults, type ExportFormat } from './export.ts'
 import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
+
+/** how long an ended campaign's summary may take to appear */
+const SUMMARY_WAIT_MS = 30_000
 
 export interface CampaignServiceInit {
   self: string
@@ -148,11 +152,23 @@ export class CampaignService implements CampaignApi {
     return exportResults(this.#store, id, format)
   }
 
+  /**
+   * summary.md of an ended campaign. The end is reported as soon as the last
+   * result is stored and the summary follows it, so an ended campaign's summary
+   * is waited for a little.
+   */
   async summary (id: string): Promise<string | null> {
-    const record = await this.#store.campaign(id)
-    if (record == null) return null
-    return await readFile(join(record.runDir, 'summary.md'), 'utf8').catch(() => null)
+    const status = await this.status(id)
+    if (status == null || !FINAL_STATES.has(status.state)) return null
+    const file = join(status.runDir, 'summary.md')
+    const until = Date.now() + SUMMARY_WAIT_MS
+    for (;;) {
+      const text = await readFile(file, 'utf8').catch(() => null)
+      if (text != null || Date.now() > until) return text
+      await delay(50)
+    }
   }
+
 
   /**
    * Draining: no new leases; shards not started go back at once; running ones

@@ -72,7 +72,11 @@ describe('the examples on a 3-node mesh of real processes', () => {
     const config = JSON.parse(await readFile(join(runDir, 'config.json'), 'utf8')) as Record<string, unknown>
     expect(config).toMatchObject({ id: status.id, name: 'option-pricing', specHash: expect.stringMatching(/^[0-9a-f]{64}$/) })
     expect((config.hardware as unknown[]).length).toBe(3)
-    const metrics = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as { state: string, done: number })
+    // the end is reported once the last result is stored; the final metrics line follows it
+    const metrics = await waitFor(async () => {
+      const lines = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as { state: string, done: number })
+      return lines.at(-1)?.state === 'SUCCEEDED' ? lines : undefined
+    }, { what: 'the final metrics line' })
     expect(metrics.at(-1)).toMatchObject({ state: 'SUCCEEDED', done: 40 })
   })
 
@@ -101,7 +105,7 @@ describe('the examples on a 3-node mesh of real processes', () => {
     expect(status.shards.done).toBe(3)
     const summary = (await runCli('zp', ['status', status.id, '--data-dir', nodes[2]!.dataDir])).stdout
     expect(summary).toContain('SUCCEEDED')
-    const correctness = JSON.parse(await readFile(join(status.runDir, 'correctness.json'), 'utf8')) as { matchRate: number, compared: number }
+    const correctness = await waitFor(async () => JSON.parse(await readFile(join(status.runDir, 'correctness.json'), 'utf8')) as { matchRate: number, compared: number }, { what: 'the correctness report' })
     expect(correctness).toMatchObject({ matchRate: 1, compared: 6000 })
     const rows = (await results(nodes[2]!, status.id)).trim().split('\n').map(l => JSON.parse(l) as { row: number, prediction: number })
     expect(rows.map(r => r.row)).toEqual(Array.from({ length: 6000 }, (_, i) => i))

@@ -38,8 +38,12 @@ async function exported (m: ProcessMesh, node: LocalNode, id: string): Promise<s
   return await api<string>(m, node, 'GET', `/v1/campaigns/${id}/results?format=jsonl`)
 }
 
+/** The audit log of an ended campaign, once its closing record has reached the file. */
 async function auditRecords (runDir: string): Promise<Array<Record<string, unknown>>> {
-  return (await readFile(join(runDir, 'audit.jsonl'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+  return await waitFor(async () => {
+    const records = (await readFile(join(runDir, 'audit.jsonl'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+    return records.some(r => r.type === 'finished') ? records : undefined
+  }, { what: 'the audit log to close' })
 }
 
 /** Every shard has exactly one result record: none lost, none counted twice. */
@@ -140,6 +144,7 @@ describe('chaos: real processes, kill -9, restarts', () => {
     const node = await m.start('auditor')
     const id = (await runCli('zp', ['submit', await campaignFile('audited', {}), '--data-dir', node.dataDir])).stdout.trim()
     const status = await finished(m, node, id)
+    await auditRecords(status.runDir)
     const ok = await runCli('zp', ['audit', 'verify', id, '--data-dir', node.dataDir])
     expect(ok.code).toBe(0)
     expect(ok.stdout).toMatch(/^ok: \d+ records, chain intact/)
