@@ -5,7 +5,8 @@ import { createOnnxRunner } from '../actors/worker/runners/onnx-runner.ts'
 import type { ShardOutput } from '../protocols/campaign/shard.ts'
 import { BlobStore } from '../node/blobs/store.ts'
 import { scanDataSet } from '../node/campaign/dataset.ts'
-import { openDb } from '../node/storage.ts'
+import { openDb, Storage } from '../node/storage.ts'
+import { silentLogger } from '../node/logger.ts'
 import { onnxTask, recordingContext, runnerEnv } from '../test/fixtures/runners/tasks.ts'
 import type { OnnxIo } from './onnx-data.ts'
 
@@ -34,7 +35,7 @@ export async function stepRunner (dir: string, model: string, io: OnnxIo, perSha
   stack.defer(async () => { await runner.close() })
   const db = await openDb(join(dir, 'db'), dir)
   stack.defer(async () => { await db.close() })
-  const results = new CampaignStore(db)
+  const results = new CampaignStore(new Storage(db, silentLogger()))
   let measured = 0
 
   const measure = async (data: string, rows: number): Promise<Record<Step, number>> => {
