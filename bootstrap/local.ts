@@ -18,6 +18,10 @@ export interface LocalNodeSpec {
   env?: NodeJS.ProcessEnv
   /** where its console output goes (default `<dataDir>.out`) */
   outFile?: string
+  /** the libp2p listen address (default `/ip4/127.0.0.1/tcp/0`) */
+  listen?: string
+  /** a command that runs the node, e.g. `['ip', 'netns', 'exec', 'ns1']`; it must exec it in place, so `pid` stays the node's */
+  wrap?: string[]
 }
 
 /**
@@ -49,11 +53,12 @@ export class LocalNode {
       ZP_NODE_BIN, ...command,
       '--name', spec.name,
       '--data-dir', spec.dataDir,
-      '--listen', '/ip4/127.0.0.1/tcp/0',
+      '--listen', spec.listen ?? '/ip4/127.0.0.1/tcp/0',
       '--api', '127.0.0.1:0',
       ...(spec.args ?? [])
     ]
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...spec.env } })
+    const [file, ...argv] = [...(spec.wrap ?? []), process.execPath, ...args]
+    const proc = spawn(file!, argv, { stdio: ['ignore', fd, fd], env: { ...process.env, ...spec.env } })
     closeSync(fd)
     return new LocalNode(spec, proc, outFile)
   }

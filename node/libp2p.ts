@@ -34,6 +34,8 @@ export interface Libp2pOptions {
   announce?: string[]
   /** swarm key bytes: with it, only nodes holding the same key can connect */
   psk?: Uint8Array
+  /** refuse connections with these peers (the test harness's simulated partition) */
+  blocked?: ReadonlySet<string>
 }
 
 /** Noise always, yamux, identify, ping and gossipsub over TCP; an optional private network. */
@@ -46,6 +48,7 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND },
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],
     ...(opts.psk != null ? { connectionProtector: preSharedKey({ psk: opts.psk }) } : {}),
+    ...(opts.blocked != null ? { connectionGater: partitionGater(opts.blocked) } : {}),
     services: {
       identify: identify(),
       ping: ping(),
@@ -57,4 +60,10 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
     },
     start: false
   })
+}
+
+/** Refuses to dial, or finish a handshake with, the peers in `blocked` while they are in it. */
+function partitionGater (blocked: ReadonlySet<string>): { denyDialPeer: (p: { toString: () => string }) => boolean, denyInboundEncryptedConnection: (p: { toString: () => string }) => boolean, denyOutboundEncryptedConnection: (p: { toString: () => string }) => boolean } {
+  const deny = (peer: { toString: () => string }): boolean => blocked.has(peer.toString())
+  return { denyDialPeer: deny, denyInboundEncryptedConnection: deny, denyOutboundEncryptedConnection: deny }
 }

@@ -72,6 +72,10 @@ export interface NodeOptions {
   execConfig?: string
   /** pick up the campaigns this node coordinated when it stopped (default true) */
   resume?: boolean
+  /** replicas of a campaign whose file does not say (default 2) */
+  replicas?: number
+  /** tests only: peers this node refuses connections with while they are in the set (a simulated partition) */
+  blocked?: ReadonlySet<string>
   timings?: Partial<LivenessTimings>
   /** how long draining waits for running work before stopping anyway */
   drainTimeoutMs?: number
@@ -169,7 +173,7 @@ export class ZpNode {
       const db = await openDb(paths.db, opts.dataDir)
       cleanup.push(async () => { await db.close() })
       const blobStore = await BlobStore.open(paths.blobs)
-      const libp2p = await createMeshLibp2p({ privateKey: key, listen: opts.listen ?? [DEFAULT_LISTEN], announce: opts.announce, psk: psk?.bytes })
+      const libp2p = await createMeshLibp2p({ privateKey: key, listen: opts.listen ?? [DEFAULT_LISTEN], announce: opts.announce, psk: psk?.bytes, blocked: opts.blocked })
       const node = new ZpNode({ opts, peerId, name, log, libp2p, db, psk, trust: new Trust(peerId, opts.trust ?? [], { mesh: opts.trustMesh }), blobStore, execTemplates })
       if (opts.trustMesh === true && psk == null) {
         log.warn('--trust-mesh without --psk: any host that can reach this node may run work on it; use a pre-shared key')
@@ -305,6 +309,8 @@ export class ZpNode {
       capabilities: () => this.#capabilities,
       peers: async () => await this.peers(),
       setBusy: (busy) => { this.setBusySlots(busy) },
+      isTrusted: (peer) => this.trust.isTrusted(peer),
+      defaultReplicas: this.#opts.replicas,
       resume: this.#opts.resume
     })
     this.#campaigns = campaigns

@@ -184,11 +184,13 @@ export class CampaignRun {
   }
 
   /** The worker did not take the lease (busy, draining): the shard goes back, first in line. */
-  unlease (index: number, epoch: number): void {
+  /** A lease that never started (refused, or never delivered) goes back to the front of the queue; false if it was not in force. */
+  unlease (index: number, epoch: number): boolean {
     const lease = this.#leases.get(index)
-    if (lease?.epoch !== epoch) return
+    if (lease?.epoch !== epoch) return false
     this.#leases.delete(index)
     this.#retry.unshift({ index, readyAt: 0 })
+    return true
   }
 
   /** Progress from the worker holding the lease; the first report marks it RUNNING. */

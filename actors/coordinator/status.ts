@@ -25,6 +25,10 @@ export interface CampaignStatus {
   /** the first dead letters (all of them in summary.md) */
   deadLetters: DeadLetter[]
   runDir: string
+  /** how many times a replica has taken the campaign over */
+  term?: number
+  /** the peers holding replicas of its checkpoints */
+  replicas?: string[]
 }
 
 const SHOWN_DEAD_LETTERS = 20

@@ -1,4 +1,5 @@
 import type { Storage, Sublevel } from '../../node/storage.ts'
+import type { ReplicaOp, Snapshot } from '../../protocols/campaign/replica.ts'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { CampaignState, DeadLetter } from './campaign.ts'
 
@@ -31,6 +32,12 @@ export interface CampaignRecord {
   epochReserved?: number
   /** hash of the last line of runs/<id>/audit.jsonl: a removed tail is noticed */
   auditHead?: string
+  /** how many coordinators the campaign has had before this one (0: the one it was submitted to) */
+  term?: number
+  /** the peers holding a replica of this state */
+  replicas?: string[]
+  /** another coordinator took the campaign over (this node's copy is no longer the live one) */
+  movedTo?: { peer: string, term: number }
 }
 
 /** What a shard has been through beyond its result: failed attempts, death, its module checkpoint. */
@@ -45,6 +52,8 @@ export interface StoredLease {
   worker: string
   epoch: number
 }
+
+type BatchOp = { type: 'put', sublevel: Sublevel<any>, key: string, value: unknown } | { type: 'del', sublevel: Sublevel<any>, key: string }
 
 /** Keys sort as numbers: a fixed width makes LevelDB's order the shard order. */
 const key = (campaignId: string, index: number): string => `${campaignId}!${String(index).padStart(16, '0')}`
@@ -65,12 +74,72 @@ export class CampaignStore {
   readonly #shards: Sublevel<ShardState>
   readonly #leases: Sublevel<StoredLease>
 
-  constructor (storage: Storage) {
+  /** `prefix` keeps a second copy apart in the same database (a node's replicas of other coordinators' campaigns) */
+  constructor (storage: Storage, prefix = '') {
     this.#storage = storage
-    this.#results = storage.sublevel<StoredResult>('results')
-    this.#campaigns = storage.sublevel<CampaignRecord>('campaigns')
-    this.#shards = storage.sublevel<ShardState>('shards')
-    this.#leases = storage.sublevel<StoredLease>('leases')
+    this.#results = storage.sublevel<StoredResult>(`${prefix}results`)
+    this.#campaigns = storage.sublevel<CampaignRecord>(`${prefix}campaigns`)
+    this.#shards = storage.sublevel<ShardState>(`${prefix}shards`)
+    this.#leases = storage.sublevel<StoredLease>(`${prefix}leases`)
+  }
+
+  /** Replicated changes, applied in one write together with `extra` (the replica's own bookkeeping). */
+  async apply (campaignId: string, ops: ReplicaOp[], extra: Array<{ sublevel: Sublevel<unknown>, key: string, value: unknown }> = []): Promise<void> {
+    const batch: BatchOp[] = []
+    for (const op of ops) {
+      switch (op.op) {
+        case 'record': batch.push({ type: 'put', sublevel: this.#campaigns, key: op.record.id, value: op.record }); break
+        case 'result':
+          batch.push({ type: 'put', sublevel: this.#results, key: key(campaignId, op.index), value: op.result })
+          batch.push({ type: 'del', sublevel: this.#leases, key: key(campaignId, op.index) })
+          break
+        case 'shard': batch.push({ type: 'put', sublevel: this.#shards, key: key(campaignId, op.index), value: op.state }); break
+        case 'leases':
+          for (const l of op.put) batch.push({ type: 'put', sublevel: this.#leases, key: key(campaignId, l.index), value: { worker: l.worker, epoch: l.epoch } })
+          for (const i of op.del) batch.push({ type: 'del', sublevel: this.#leases, key: key(campaignId, i) })
+          break
+      }
+    }
+    for (const e of extra) batch.push({ type: 'put', sublevel: e.sublevel, key: e.key, value: e.value })
+    await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
+  }
+
+  /** Everything kept of one campaign, as a replica starts from it. */
+  async snapshot (campaignId: string): Promise<Snapshot | undefined> {
+    const record = await this.campaign(campaignId)
+    if (record == null) return undefined
+    const results: Snapshot['results'] = []
+    for await (const { index, result } of this.results(campaignId)) results.push([index, result])
+    const shards: Snapshot['shards'] = []
+    for await (const { index, state } of this.shards(campaignId)) shards.push([index, state])
+    const leases: Snapshot['leases'] = []
+    for await (const lease of this.leases(campaignId)) leases.push(lease)
+    return { record: record as Snapshot['record'], results, shards, leases }
+  }
+
+  /** Replaces what is kept of the snapshot's campaign with it, `extra` in the same write. */
+  async restore (snapshot: Snapshot, extra: Array<{ sublevel: Sublevel<unknown>, key: string, value: unknown }> = []): Promise<void> {
+    const id = snapshot.record.id
+    const batch: BatchOp[] = []
+    for (const sub of [this.#results, this.#shards, this.#leases] as Array<Sublevel<unknown>>) {
+      for await (const k of sub.keys(range(id))) batch.push({ type: 'del', sublevel: sub, key: k })
+    }
+    await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
+    await this.apply(id, [
+      { op: 'record', record: snapshot.record },
+      ...snapshot.results.map(([index, result]) => ({ op: 'result' as const, index, result })),
+      ...snapshot.shards.map(([index, state]) => ({ op: 'shard' as const, index, state })),
+      { op: 'leases', put: snapshot.leases, del: [] }
+    ], extra)
+  }
+
+  /** Removes what is kept of a campaign (a replica that is no longer one). */
+  async drop (campaignId: string): Promise<void> {
+    const batch: BatchOp[] = [{ type: 'del', sublevel: this.#campaigns as Sublevel<unknown>, key: campaignId }]
+    for (const sub of [this.#results, this.#shards, this.#leases] as Array<Sublevel<unknown>>) {
+      for await (const k of sub.keys(range(campaignId))) batch.push({ type: 'del', sublevel: sub, key: k })
+    }
+    await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
   }
 
   /** The result, and the end of the lease it answers, in one write. */

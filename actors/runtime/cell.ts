@@ -1,8 +1,8 @@
 import type { Logger } from 'pino'
 import { backoffDelay } from '../../protocols/common/backoff.ts'
-import { ActorFailedError, ActorStoppingError, AskTimeoutError, describeError, isActorError } from './errors.ts'
+import { ActorFailedError, ActorStoppingError, AskTimeoutError, describeError, isActorError, UnavailableError } from './errors.ts'
 import { Mailbox } from './mailbox.ts'
-import type { ActorContext, ActorDefinition, Behavior, MessageMeta, SupervisionPolicy } from './types.ts'
+import { Later, type ActorContext, type ActorDefinition, type Behavior, type MessageMeta, type SupervisionPolicy } from './types.ts'
 
 export const DEFAULT_SUPERVISION: SupervisionPolicy = {
   maxRestarts: 5,
@@ -111,6 +111,13 @@ export class Cell {
         try {
           let result = this.#behavior.receive(env.msg, env.meta)
           if (isThenable(result)) result = await result
+          if (result instanceof Later) {
+            const reply = env.reply
+            result.settled.then(
+              (value) => { reply?.resolve(value) },
+              (err: unknown) => { reply?.reject(isActorError(err) ? err : new UnavailableError(`actor '${this.name}' could not answer: ${describeError(err)}`)) })
+            continue
+          }
           env.reply?.resolve(result)
         } catch (err) {
           // a typed actor error is an answer (not found, unavailable…): the actor is fine

@@ -24,6 +24,20 @@ export interface MessageMeta {
   signal?: AbortSignal
 }
 
+/**
+ * A reply that is not ready yet, and must not hold the mailbox while it is
+ * awaited (a result waiting for replicas to confirm it): the actor goes on to
+ * its next message, and the ask is answered when `settled` settles. A typed
+ * actor error it rejects with is the answer; any other rejection is reported
+ * as unavailable, without restarting the actor.
+ */
+export class Later<T = unknown> {
+  readonly settled: Promise<T>
+  constructor (settled: Promise<T>) {
+    this.settled = settled
+  }
+}
+
 /** What an actor does with a message; the return value is the reply to an `ask`. */
 export interface Behavior<M = unknown> {
   receive: (msg: M, meta: MessageMeta) => unknown

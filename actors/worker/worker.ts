@@ -6,7 +6,7 @@ import {
   type CoordinatorRequest, type Lease, type LeaseReply, type WorkerRequest
 } from '../../protocols/campaign/messages.ts'
 import type { BlobRef, Workload } from '../../protocols/campaign/spec.ts'
-import { describeError } from '../runtime/errors.ts'
+import { describeError, NotAuthorizedError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
 import { ShardFailure, type Runner, type ShardTask } from './runners/types.ts'
 
@@ -26,6 +26,15 @@ export interface WorkerPorts {
   }
   /** tell the node how many slots are busy (advertised as free slots) */
   setBusy: (busy: number) => void
+  /** may this peer coordinate work here (the node's trust policy) */
+  isTrusted: (peer: string) => boolean
+}
+
+/** Who coordinates a campaign, as far as this worker knows: fencing by term, and who may take over. */
+interface Coordination {
+  coordinator: string
+  term: number
+  successors: string[]
 }
 
 interface Task {
@@ -65,7 +74,8 @@ const DELIVERY: { backoff: { initialMs: number, factor: number, maxMs: number, j
  */
 export function workerActor (ports: WorkerPorts): ActorDefinition<WorkerMessage> {
   return {
-    access: 'trusted',
+    // trusted coordinators, and the replicas they named once one of them takes a campaign over: checked per campaign
+    access: 'public',
     schema: WorkerRequestSchema as never,
     mailboxSize: 4096,
     create: (ctx) => new Worker(ports, ctx)
@@ -78,10 +88,15 @@ class Worker implements Behavior<WorkerMessage> {
   readonly #log: Logger
   readonly #queued: Task[] = []
   readonly #running = new Map<string, Task>()
+  /** tasks whose result is on its way */
+  readonly #delivery = new Set<Task>()
   #draining = false
   /** results being delivered: a slot is free before its result is acknowledged, a drain is not over */
   #delivering = 0
   #idle = Promise.withResolvers<void>()
+  readonly #coordination = new Map<string, Coordination>()
+  /** resolved when a campaign moves: deliveries waiting to retry go to the new coordinator at once */
+  #moved = Promise.withResolvers<void>()
 
   constructor (ports: WorkerPorts, ctx: ActorContext) {
     this.#ports = ports
@@ -98,6 +113,7 @@ class Worker implements Behavior<WorkerMessage> {
     switch (msg.type) {
       case 'lease': return this.#onLease(msg, meta.from)
       case 'cancel': return this.#onCancel(msg, meta.from)
+      case 'moved': return this.#onMoved(msg.campaignId, meta.from, msg.term)
     }
     if (meta.from !== this.#ctx.self.peer) return undefined
     switch (msg.type) {
@@ -109,12 +125,30 @@ class Worker implements Behavior<WorkerMessage> {
     }
   }
 
+  /**
+   * A trusted peer may coordinate; so may a replica the campaign's coordinator
+   * named, once it comes with a higher term (it took the campaign over).
+   */
+  #authorize (campaignId: string, from: string, term: number): void {
+    if (this.#ports.isTrusted(from)) return
+    const known = this.#coordination.get(campaignId)
+    if (known != null && (known.coordinator === from || (known.successors.includes(from) && term > known.term))) return
+    throw new NotAuthorizedError(`peer ${from} is not trusted by ${this.#ctx.self.peer}; actor 'worker' serves trusted peers only (start that node with --trust ${from})`)
+  }
+
   #onLease (msg: Extract<WorkerRequest, { type: 'lease' }>, coordinator: string): LeaseReply {
+    const term = msg.term ?? 0
+    this.#authorize(msg.campaignId, coordinator, term)
     const capacity = this.#ports.slots * WORKER_QUEUE_FACTOR
     const reply: LeaseReply = { accepted: [], refused: [], free: 0 }
+    const known = this.#coordination.get(msg.campaignId)
+    const superseded = known != null && term < known.term
+    if (!superseded) this.#coordination.set(msg.campaignId, { coordinator, term, successors: msg.successors ?? known?.successors ?? [] })
     for (const lease of msg.leases) {
       const key = `${msg.campaignId}:${lease.shard.index}`
-      if (this.#draining) {
+      if (superseded) {
+        reply.refused.push({ epoch: lease.epoch, reason: `superseded: this campaign's coordinator is ${known.coordinator} since term ${known.term}` })
+      } else if (this.#draining) {
         reply.refused.push({ epoch: lease.epoch, reason: 'draining' })
       } else if (this.#running.size + this.#queued.length >= capacity) {
         reply.refused.push({ epoch: lease.epoch, reason: `busy: ${this.#running.size} running, ${this.#queued.length} queued` })
@@ -133,6 +167,7 @@ class Worker implements Behavior<WorkerMessage> {
   }
 
   #onCancel (msg: Extract<WorkerRequest, { type: 'cancel' }>, from: string): { cancelled: number } {
+    this.#authorize(msg.campaignId, from, 0)
     const match = (t: Task): boolean => t.campaignId === msg.campaignId && t.coordinator === from && (msg.shards == null || msg.shards.includes(t.lease.shard.index))
     let cancelled = 0
     for (let i = this.#queued.length - 1; i >= 0; i--) {
@@ -150,6 +185,25 @@ class Worker implements Behavior<WorkerMessage> {
     }
     if (cancelled > 0) this.#log.info({ campaign: msg.campaignId, shards: cancelled }, 'cancelled shards')
     return { cancelled }
+  }
+
+  /** Another coordinator took the campaign over: its shards' results go there from now on. */
+  #onMoved (campaignId: string, to: string, term: number): { ok: boolean } {
+    this.#authorize(campaignId, to, term)
+    const known = this.#coordination.get(campaignId)
+    if (known != null && term <= known.term) return { ok: known.coordinator === to }
+    this.#coordination.set(campaignId, { coordinator: to, term, successors: known?.successors ?? [] })
+    let moved = 0
+    for (const t of [...this.#queued, ...this.#running.values(), ...this.#delivery]) {
+      if (t.campaignId === campaignId && t.coordinator !== to) {
+        t.coordinator = to
+        moved++
+      }
+    }
+    this.#log.info({ campaign: campaignId, coordinator: to, term, shards: moved }, 'the campaign has a new coordinator; results go there now')
+    this.#moved.resolve()
+    this.#moved = Promise.withResolvers<void>()
+    return { ok: true }
   }
 
   #onDrain (): { idle: Promise<void>, handBack: () => void } {
@@ -274,9 +328,29 @@ class Worker implements Behavior<WorkerMessage> {
       type: 'result', campaignId: task.campaignId, index: task.lease.shard.index, epoch: task.lease.epoch, attempt: task.lease.attempt, durationMs, outcome
     }
     const giveUpAt = Date.now() + DELIVERY.giveUpMs
+    this.#delivery.add(task)
+    try {
+      await this.#deliverLoop(task, msg, giveUpAt, log)
+    } finally {
+      this.#delivery.delete(task)
+    }
+  }
+
+  async #deliverLoop (task: Task, msg: Extract<CoordinatorRequest, { type: 'result' }>, giveUpAt: number, log: Logger): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      const moved = this.#moved.promise
       try {
         const ack = await this.#ctx.ask({ peer: task.coordinator, name: COORDINATOR_ACTOR }, msg, { timeoutMs: 30_000, replySchema: ResultAckSchema })
+        if (ack.movedTo != null && ack.ok !== true) {
+          // the coordinator was replaced: the new one takes the result, if it may
+          try {
+            this.#onMoved(task.campaignId, ack.movedTo.peer, ack.movedTo.term)
+          } catch (err) {
+            log.warn({ err: describeError(err) }, 'the coordinator says the campaign moved to a peer this worker does not trust; result dropped')
+            return
+          }
+          if (task.coordinator === ack.movedTo.peer) continue
+        }
         if (ack.stale === true && ack.ok !== true) log.info('result refused as stale: the shard belongs to another lease now')
         return
       } catch (err) {
@@ -292,7 +366,7 @@ class Worker implements Behavior<WorkerMessage> {
         }
         const wait = backoffDelay(DELIVERY.backoff, attempt)
         log.warn({ err: describeError(err), retryInMs: wait }, 'could not deliver the shard result; retrying')
-        await delay(wait)
+        await Promise.race([delay(wait), moved])
       }
     }
   }

@@ -18,10 +18,12 @@ const WORKERS = 2
 /** per worker, like Dask's single-threaded workers */
 const WORKER_SLOTS = 1
 const DASK_MISSING = 'python3-distributed not installed'
+/** checkpoint replicas per case: the default (2), one, and none (no replication, no fencing) */
+const REPLICAS = [2, 1, 0] as const
 
 export const campaignSuite: Suite = {
   name: 'campaign',
-  title: 'No-op shards per second: mesh (coordinator + 2 workers) vs Dask',
+  title: 'No-op shards per second: mesh (coordinator + 2 workers, checkpoints replicated to 2, 1, 0 peers) vs Dask',
   run: runCampaignSuite
 }
 
@@ -44,14 +46,15 @@ async function runCampaignSuite (ctx: SuiteContext): Promise<SuiteOutput> {
   if (version != null) ctx.progress(`starting a Dask scheduler, ${WORKERS} workers and a client…`)
   const dask = version != null ? await startDask(join(ctx.tmp, 'dask'), WORKERS, stack, ctx.signal) : undefined
 
-  const spec = (shards: number): Record<string, unknown> => ({
+  const spec = (shards: number, replicas: number): Record<string, unknown> => ({
     name: 'bench-noop',
+    replicas,
     workload: { kind: 'module', module: NOOP },
     shards: { iterations: { total: shards, perShard: 1, seed: 1 } },
     requires: { capabilities: [WORKER_CAPABILITY] }
   })
-  const meshRun = async (shards: number, runs: Runs | undefined): Promise<void> => {
-    const t = await runCampaign(mesh, spec(shards), ctx.tmp, ctx.signal)
+  const meshRun = async (shards: number, replicas: number, runs: Runs | undefined): Promise<void> => {
+    const t = await runCampaign(mesh, spec(shards, replicas), ctx.tmp, ctx.signal)
     if (!sameWorkers(mesh, t.status.workers.map(w => w.name))) throw new Error(`shards ran on ${t.status.workers.map(w => w.name).join(', ')}, not on the ${WORKERS} workers alone`)
     runs?.seconds.push(t.totalMs / 1000)
     runs?.coordinatorCpuMs.push(t.cpuMs.coordinator!)
@@ -72,20 +75,28 @@ async function runCampaignSuite (ctx: SuiteContext): Promise<SuiteOutput> {
   }
 
   // warm: module threads started and imported on both workers, Dask's connections and function cache
-  await meshRun(WARMUP_SHARDS, undefined)
+  await meshRun(WARMUP_SHARDS, 2, undefined)
   if (dask != null) await daskRun(WARMUP_SHARDS, undefined)
-  const meshRuns = emptyRuns()
+  const byReplicas = new Map<number, Runs>(REPLICAS.map(r => [r, emptyRuns()]))
   const daskRuns = emptyRuns()
   for (let run = 1; run <= RUNS; run++) {
-    ctx.progress(`run ${run}/${RUNS}: ${SHARDS} shards through the mesh${dask != null ? ', then as many Dask tasks' : ''}…`)
-    await meshRun(SHARDS, meshRuns)
+    ctx.progress(`run ${run}/${RUNS}: ${SHARDS} shards through the mesh with ${REPLICAS.join(', ')} replicas${dask != null ? ', then as many Dask tasks' : ''}…`)
+    for (const r of REPLICAS) await meshRun(SHARDS, r, byReplicas.get(r))
     if (dask != null) await daskRun(SHARDS, daskRuns)
   }
   ctx.progress('module runner alone…')
   const runner = await runnerAlone()
 
-  const meshRow = caseRow(`mesh: coordinator + ${WORKERS} workers (${WORKER_SLOTS} slot each), submit → SUCCEEDED`, meshRuns)
-  const rows: Row[] = [meshRow]
+  const meshRuns = byReplicas.get(2)!
+  const meshRow = caseRow(`mesh: coordinator + ${WORKERS} workers (${WORKER_SLOTS} slot each), submit → SUCCEEDED, replicas: 2 (default)`, meshRuns)
+  const noReplicas = byReplicas.get(0)!
+  const otherRows = [1, 0].map(r => caseRow(`mesh, replicas: ${r}${r === 0 ? ' (no replication, no fencing)' : ''}`, byReplicas.get(r)!))
+  // run by run, against the run without replication right after it
+  for (const [row, r] of [[meshRow, 2], [otherRows[0]!, 1]] as const) {
+    const ratios = byReplicas.get(r)!.seconds.map((s, i) => noReplicas.seconds[i]! / s)
+    row.figures.vsNoReplicas = { value: summarize(ratios).p50, unit: 'ratio', samples: ratios.map(x => Number(x.toPrecision(3))) }
+  }
+  const rows: Row[] = [meshRow, ...otherRows]
   if (dask != null) {
     const daskRow = caseRow(`Dask ${version}: scheduler + ${WORKERS} workers × 1 thread, \`client.map\` + gather`, daskRuns)
     // run by run: each mesh run is paired with the Dask run right after it
@@ -103,6 +114,7 @@ async function runCampaignSuite (ctx: SuiteContext): Promise<SuiteOutput> {
       `Campaign: the module workload test/fixtures/campaigns/noop.mjs (returns one tiny row), \`shards: { iterations: { total: ${SHARDS}, perShard: 1 } }\`, submitted as JSON to the coordinator's \`POST /v1/campaigns\`; ` +
       'time from just before the POST to the coordinator\'s `endedAt` (SUCCEEDED: every result stored in its LevelDB), status polled through the API. ' +
       `Dask: \`dask scheduler\` + ${WORKERS} × \`dask worker --nthreads 1 --no-nanny\` + a client process (bench/dask-noop.py), \`client.map\` of a no-op over ${SHARDS} items, \`gather\`, timed by the client. ` +
+      `Replicas: the campaign's \`replicas\` (checkpoints streamed to that many workers, which also run shards; a result is acknowledged once a replica confirmed it; 0: none, and no fencing); each counted run runs the mesh with ${REPLICAS.join(', ')} replicas in a row, then Dask. ` +
       `One warm-up run of ${WARMUP_SHARDS} each, then ${RUNS} counted runs, mesh and Dask alternating; shards/s is the median run's, mesh / Dask the median of each run's ratio. ` +
       'CPU per shard: user + system time, from /proc, over a run, divided by the shards: of the coordinating processes (the coordinator node; Dask\'s scheduler and client, which builds and sends the tasks) and of all workers together. ' +
       'Module runner: `createModuleRunner` in the bench process (warm thread pool), the same module, no mesh: the ceiling of the worker side.',
@@ -123,6 +135,7 @@ async function runCampaignSuite (ctx: SuiteContext): Promise<SuiteOutput> {
       { label: 'coordinating CPU per shard (µs)', figure: 'coordinatorCpu' },
       { label: 'workers\' CPU per shard (µs)', figure: 'workerCpu' },
       { label: 'submit (ms)', figure: 'submit' },
+      { label: 'vs replicas: 0', figure: 'vsNoReplicas' },
       { label: 'mesh / Dask', figure: 'vsDask' }
     ],
     rows,

@@ -88,6 +88,8 @@ export const CampaignFileSchema = z.object({
     maxDelay: DurationSchema.default(60_000)
   }).strict().default({ maxAttempts: 3, initialDelay: 1000, backoffFactor: 2, maxDelay: 60_000 }),
   shardTimeout: DurationSchema.default(3_600_000),
+  /** how many other peers keep a replica of the coordinator's checkpoints (0 turns replication off) */
+  replicas: z.number().int({ message: 'replicas is a whole number of peers' }).min(0).max(7, { message: 'at most 7 replicas' }).default(2),
   params: z.record(z.string(), z.unknown()).default({})
 }).strict()
 

@@ -206,6 +206,7 @@ export async function resolveCampaign (loaded: LoadedCampaign, putFile: (path: s
       maxDelayMs: loaded.spec.retry.maxDelay
     },
     shardTimeoutMs: loaded.spec.shardTimeout,
+    replicas: loaded.spec.replicas,
     params: loaded.spec.params,
     source: loaded.source
   }

@@ -12,6 +12,7 @@ import type { PeerView } from '../../actors/membership/membership.ts'
 import { createRunners, type Runners } from '../../actors/worker/runners/index.ts'
 import type { ExecTemplates } from '../../actors/worker/runners/types.ts'
 import { workerActor, WORKER_ACTOR, type WorkerMessage } from '../../actors/worker/worker.ts'
+import { replicaActor, REPLICA_ACTOR, type ReplicaMessage } from '../../actors/replica/replica.ts'
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
 import type { BlobAccess } from '../blobs/access.ts'
 import type { BlobService } from '../blobs/service.ts'
@@ -41,6 +42,10 @@ export interface CampaignServiceInit {
   resume?: boolean
   peers: () => Promise<PeerView[]>
   setBusy: (busy: number) => void
+  /** may this peer coordinate work on this node (its trust policy) */
+  isTrusted: (peer: string) => boolean
+  /** replicas of a campaign whose file does not say (default 2) */
+  defaultReplicas?: number
 }
 
 /**
@@ -50,6 +55,8 @@ export interface CampaignServiceInit {
 export class CampaignService implements CampaignApi {
   readonly #init: CampaignServiceInit
   readonly #store: CampaignStore
+  /** this node's replicas of other coordinators' campaigns */
+  readonly #copies: CampaignStore
   readonly #runners: Runners
   readonly #coordinator: { peer: string, name: string }
   readonly #worker: { peer: string, name: string }
@@ -57,6 +64,7 @@ export class CampaignService implements CampaignApi {
   constructor (init: CampaignServiceInit) {
     this.#init = init
     this.#store = new CampaignStore(init.storage)
+    this.#copies = new CampaignStore(init.storage, 'replica-')
     this.#coordinator = { peer: init.self, name: COORDINATOR_ACTOR }
     this.#worker = { peer: init.self, name: WORKER_ACTOR }
     this.#runners = createRunners({ capabilities: init.capabilities, slots: init.slots, execTemplates: init.execTemplates, log: init.log.child({ component: 'runner' }) })
@@ -68,12 +76,33 @@ export class CampaignService implements CampaignApi {
       store: this.#store,
       runsDir: init.runsDir,
       peers: init.peers,
+      defaultReplicas: init.defaultReplicas,
       blobs: {
         grant: (scope, peer, hashes) => { access.grant(scope, peer, hashes) },
         revoke: (scope) => { access.revoke(scope) },
         path: (hash) => blobs.store.path(hash),
-        fetch: async (peer, ref, signal) => await readFile(await blobs.fetch(peer, { hash: ref.hash, size: ref.size, name: ref.name }, { signal }))
+        fetch: async (peer, ref, signal) => await readFile(await blobs.fetch(peer, { hash: ref.hash, size: ref.size, name: ref.name }, { signal })),
+        offer: async (peer, bytes, name) => {
+          const ref = await blobs.store.putBytes(bytes, name)
+          access.grant(`replica:${ref.hash}`, peer, [ref.hash])
+          return ref
+        }
       }
+    }))
+    init.host.spawn(REPLICA_ACTOR, replicaActor({
+      self: init.self,
+      storage: init.storage,
+      copies: this.#copies,
+      main: this.#store,
+      runsDir: init.runsDir,
+      isTrusted: init.isTrusted,
+      peerState: async () => new Map((await init.peers()).map(p => [p.peerId, p.state])),
+      blobs: {
+        fetch: async (peer, ref, signal) => await blobs.fetch(peer, { hash: ref.hash, size: ref.size, name: ref.name }, { signal }),
+        read: async (path) => await readFile(path)
+      },
+      localStatus: async (id) => await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage),
+      takeover: async (msg) => { await init.host.tell(this.#coordinator, { type: 'takeover', ...msg } satisfies CoordinatorMessage) }
     }))
     // blobs are immutable and named by their hash: once fetched and checked, a path stays good
     const ready = new Map<string, string>()
@@ -81,6 +110,7 @@ export class CampaignService implements CampaignApi {
       slots: init.slots,
       runners: this.#runners,
       setBusy: init.setBusy,
+      isTrusted: init.isTrusted,
       blobs: {
         fetch: async (from, ref, signal) => {
           const known = ready.get(ref.hash)
@@ -128,8 +158,21 @@ export class CampaignService implements CampaignApi {
     return await this.#init.host.ask<CampaignStatus[]>(this.#coordinator, { type: 'list' } satisfies CoordinatorMessage)
   }
 
+  /**
+   * From any node: this node's coordinator, else its replica of the
+   * campaign, else whichever peer knows it (its coordinator or a replica).
+   */
   async status (id: string): Promise<CampaignStatus | null> {
-    return await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage)
+    const own = await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage)
+    if (own != null) return own
+    const copy = await this.#init.host.ask<CampaignStatus | null>({ peer: this.#init.self, name: REPLICA_ACTOR }, { type: 'status', campaignId: id } satisfies ReplicaMessage)
+    if (copy != null && copy.coordinator === this.#init.self) return copy
+    // the live view is the coordinator's: ask the peers, the coordinator's answer first
+    const peers = (await this.#init.peers()).filter(p => !p.self && p.state !== 'dead')
+    const answers = await Promise.allSettled(peers.map(async p => await this.#init.host.ask<CampaignStatus | null>(
+      { peer: p.peerId, name: REPLICA_ACTOR }, { type: 'lookup', campaignId: id } satisfies ReplicaMessage, { timeoutMs: 5000 })))
+    const known = answers.flatMap((a, i) => a.status === 'fulfilled' && a.value != null && typeof a.value === 'object' ? [{ from: peers[i]!.peerId, status: a.value }] : [])
+    return known.find(k => k.status.coordinator === k.from)?.status ?? copy ?? known[0]?.status ?? null
   }
 
   async resume (id: string): Promise<CampaignStatus | null> {
@@ -147,9 +190,12 @@ export class CampaignService implements CampaignApi {
     return await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'cancel', id } satisfies CoordinatorMessage)
   }
 
+  /** From the coordinator's store, or from this node's replica of the campaign. */
   async results (id: string, format: ExportFormat): Promise<AsyncIterable<string> | null> {
-    if (await this.#store.campaign(id) == null) return null
-    return exportResults(this.#store, id, format)
+    const own = await this.#store.campaign(id)
+    if (own != null && own.movedTo == null) return exportResults(this.#store, id, format)
+    if (await this.#copies.campaign(id) != null) return exportResults(this.#copies, id, format)
+    return own != null ? exportResults(this.#store, id, format) : null
   }
 
   /**

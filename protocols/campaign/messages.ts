@@ -31,8 +31,14 @@ export const WorkerRequestSchema = z.discriminatedUnion('type', [
     campaignName: z.string().max(128),
     workload: WorkloadSchema,
     params: z.record(z.string(), z.unknown()),
-    leases: z.array(LeaseSchema).min(1).max(256)
+    leases: z.array(LeaseSchema).min(1).max(256),
+    /** the coordinator's term (fencing): a worker refuses leases of a campaign from a lower term than it has seen */
+    term: z.number().int().nonnegative().optional(),
+    /** the campaign's replicas: one of them may take the campaign over, and the worker then works for it */
+    successors: z.array(z.string().min(1).max(128)).max(16).optional()
   }),
+  /** the sender took the campaign over at `term`: results of its shards go there now */
+  z.object({ type: z.literal('moved'), campaignId: CampaignId, term: z.number().int().positive() }),
   z.object({
     type: z.literal('cancel'),
     campaignId: CampaignId,
@@ -87,7 +93,9 @@ export const ResultAckSchema = z.object({
   ok: z.boolean(),
   duplicate: z.boolean().optional(),
   /** the lease is no longer this worker's (the shard was re-leased after a loss): stop */
-  stale: z.boolean().optional()
+  stale: z.boolean().optional(),
+  /** the campaign has a new coordinator (a replica took it over): deliver there */
+  movedTo: z.object({ peer: z.string().min(1).max(128), term: z.number().int().positive() }).optional()
 })
 export type ResultAck = z.infer<typeof ResultAckSchema>
 

@@ -116,6 +116,8 @@ export const CampaignSpecSchema = z.object({
   priority: PrioritySchema,
   retry: RetryPolicySchema,
   shardTimeoutMs: z.number().int().positive().max(7 * 86_400_000),
+  /** peers holding a replica of the coordinator's checkpoints (absent: the default, 2) */
+  replicas: z.number().int().min(0).max(7).optional(),
   params: z.record(z.string(), z.unknown()),
   /** where the spec came from, for config.json */
   source: z.object({

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { silentLogger } from '../../node/logger.ts'
+import { createLogger, silentLogger } from '../../node/logger.ts'
 import { ZpNode, type NodeOptions } from '../../node/node.ts'
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
 import { tempDir, waitFor } from '../helpers.ts'
@@ -37,7 +37,8 @@ export async function createMesh (): Promise<Mesh> {
         api: false,
         probe: fakeCapabilities(),
         timings: FAST_TIMINGS,
-        logger: silentLogger(),
+        // ZP_TEST_LOG_DIR=dir keeps each node's log there (debugging a failing test)
+        logger: process.env.ZP_TEST_LOG_DIR != null ? createLogger({ file: join(process.env.ZP_TEST_LOG_DIR, `${name}.log`), console: 'none', level: 'debug' }) : silentLogger(),
         logFile: false,
         ...opts
       })

@@ -17,9 +17,9 @@ let scratch: { path: string, remove: () => Promise<void> }
 let reference: string
 let mesh: ProcessMesh | undefined
 
-async function campaignFile (name: string, params: Record<string, unknown>): Promise<string> {
+async function campaignFile (name: string, params: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
   const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({ name, workload: { kind: 'module', module: SQUARES }, shards: SHARDS, params, retry: { maxAttempts: 3, initialDelay: '50ms' } }))
+  await writeFile(file, JSON.stringify({ name, workload: { kind: 'module', module: SQUARES }, shards: SHARDS, params, retry: { maxAttempts: 3, initialDelay: '50ms' }, ...extra }))
   return file
 }
 
@@ -45,6 +45,8 @@ async function auditRecords (runDir: string): Promise<Array<Record<string, unkno
     return records.some(r => r.type === 'finished') ? records : undefined
   }, { what: 'the audit log to close' })
 }
+
+const idOf = (node: LocalNode): string => node.info!.peerId
 
 /** Every shard has exactly one result record: none lost, none counted twice. */
 function expectOneResultEach (records: Array<Record<string, unknown>>, shards: number): void {
@@ -100,7 +102,8 @@ describe('chaos: real processes, kill -9, restarts', () => {
 
   it('kill -9 of the coordinator node and a restart: the campaign finishes from its checkpoint, no finished shard runs again', async () => {
     const { m, coord } = await threeNodes()
-    const id = (await runCli('zp', ['submit', await campaignFile('lose-the-coordinator', { slowMs: 15 }), '--data-dir', coord.dataDir])).stdout.trim()
+    // without replicas: this is about the restart; with them a replica may take over first (the next test)
+    const id = (await runCli('zp', ['submit', await campaignFile('lose-the-coordinator', { slowMs: 15 }, { replicas: 0 }), '--data-dir', coord.dataDir])).stdout.trim()
     await waitFor(async () => (await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)).shards.done >= 10, { what: 'ten shards done' })
     coord.kill('SIGKILL')
     await coord.exited
@@ -121,7 +124,7 @@ describe('chaos: real processes, kill -9, restarts', () => {
 
   it('--no-resume leaves the campaign stopped and says so; zp resume picks it up', async () => {
     const { m, coord } = await threeNodes()
-    const id = (await runCli('zp', ['submit', await campaignFile('resume-later', { slowMs: 15 }), '--data-dir', coord.dataDir])).stdout.trim()
+    const id = (await runCli('zp', ['submit', await campaignFile('resume-later', { slowMs: 15 }, { replicas: 0 }), '--data-dir', coord.dataDir])).stdout.trim()
     await waitFor(async () => (await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)).shards.done >= 5, { what: 'five shards done' })
     coord.kill('SIGKILL')
     await coord.exited
@@ -136,6 +139,37 @@ describe('chaos: real processes, kill -9, restarts', () => {
     const twice = await runCli('zp', ['resume', id, '--data-dir', again.dataDir])
     expect(twice.code).toBe(1)
     expect(twice.stderr).toMatch(/has ended \(SUCCEEDED\); there is nothing to resume/)
+  })
+
+  it('the coordinator node gone for good: a replica is elected, finishes the campaign, and status and results work from any node', async () => {
+    const { m, coord, workers } = await threeNodes()
+    const id = (await runCli('zp', ['submit', await campaignFile('lose-the-coordinator-for-good', { slowMs: 15 }), '--data-dir', coord.dataDir])).stdout.trim()
+    await waitFor(async () => {
+      const s = await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)
+      return s.shards.done >= 10 && s.replicas?.length === 2
+    }, { what: 'ten shards done, with two replicas' })
+    coord.kill('SIGKILL')
+    await coord.exited
+    // asked on either survivor, the status names the replica that took over
+    const taken = await waitFor(async () => {
+      const s = await api<CampaignStatus>(m, workers[1]!, 'GET', `/v1/campaigns/${id}`).catch(() => undefined)
+      return s != null && (s.term ?? 0) >= 1 && workers.some(w => idOf(w) === s.coordinator) ? s : undefined
+    }, { timeoutMs: 90_000, what: 'a replica to take the campaign over' })
+    const winner = workers.find(w => idOf(w) === taken.coordinator)!
+    const other = workers.find(w => w !== winner)!
+    const status = await finished(m, other, id, 180_000)
+    expect(status).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60, failed: 0 }, coordinator: idOf(winner) })
+    expect(await exported(m, winner, id)).toBe(reference)
+    // the other replica holds every result too: zp results works there
+    await waitFor(async () => (await runCli('zp', ['results', id, '--format', 'jsonl', '--data-dir', other.dataDir])).stdout === reference, { what: 'the other replica to export the whole result' })
+    const shown = await runCli('zp', ['status', id, '--json', '--data-dir', other.dataDir])
+    expect(JSON.parse(shown.stdout)).toMatchObject({ state: 'SUCCEEDED', coordinator: idOf(winner) })
+    // the new coordinator's audit log starts with the takeover; no shard done before it was counted again
+    const records = await auditRecords((await api<CampaignStatus>(m, winner, 'GET', `/v1/campaigns/${id}`)).runDir)
+    const takeover = records.find(r => r.type === 'takeover')
+    expect(takeover).toMatchObject({ previous: idOf(coord) })
+    expect(records.filter(r => r.type === 'result').length).toBe(60 - (takeover!.done as number))
+    expect((await runCli('zp', ['audit', 'verify', id, '--data-dir', winner.dataDir])).code).toBe(0)
   })
 
   it('zp audit verify finds a changed record', async () => {

@@ -62,11 +62,15 @@ export async function waitForStates (mesh: ProcessMesh, observer: LocalNode, nam
   }, { timeoutMs, what: `${observer.name} to see ${names.join(', ')} ${state}` })
 }
 
-/** Runs a CLI (zp or zp-node) to completion; never throws on a non-zero exit. */
-export async function runCli (bin: 'zp' | 'zp-node', args: string[], opts: { env?: NodeJS.ProcessEnv, timeoutMs?: number, node?: string } = {}): Promise<{ code: number, stdout: string, stderr: string }> {
+/**
+ * Runs a CLI (zp or zp-node) to completion; never throws on a non-zero exit.
+ * `wrap` runs it through a command, e.g. `['ip', 'netns', 'exec', 'ns1']` to reach a node's API in a network namespace.
+ */
+export async function runCli (bin: 'zp' | 'zp-node', args: string[], opts: { env?: NodeJS.ProcessEnv, timeoutMs?: number, node?: string, wrap?: string[] } = {}): Promise<{ code: number, stdout: string, stderr: string }> {
   const script = bin === 'zp' ? ZP_BIN : ZP_NODE_BIN
+  const [file, ...argv] = [...(opts.wrap ?? []), opts.node ?? process.execPath, script, ...args]
   try {
-    const { stdout, stderr } = await exec(opts.node ?? process.execPath, [script, ...args], { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000 })
+    const { stdout, stderr } = await exec(file!, argv, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000 })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code?: number, stdout?: string, stderr?: string }
