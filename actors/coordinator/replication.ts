@@ -14,7 +14,7 @@ const HEARTBEAT_MS = 1000
 const SEND_TIMEOUT_MS = 10_000
 const MAX_OPS_PER_APPEND = 1024
 /** a replica further behind than this gets a snapshot instead of the ops */
-const MAX_RETAINED_OPS = 20_000
+const MAX_RETAINED_OPS = 2000
 /** how long a result waits for replicas before its worker is told to try again */
 export const DURABLE_TIMEOUT_MS = 20_000
 

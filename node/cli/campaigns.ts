@@ -10,7 +10,7 @@ import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
 import { UsageError } from './errors.ts'
-import { ago } from './format.ts'
+import { ago, shortPeerId } from './format.ts'
 
 export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED'])
 
@@ -79,6 +79,7 @@ function printStatus (s: CampaignStatus): void {
     `${s.name} (${s.id})`,
     `  state      ${s.state}${s.waiting != null ? ` (waiting: ${s.waiting})` : ''}`,
     `  priority   ${s.priority}`,
+    `  coordinator ${shortPeerId(s.coordinator)}${(s.term ?? 0) > 0 ? ` (term ${s.term}: a replica took it over)` : ''}; replicas: ${s.replicas != null && s.replicas.length > 0 ? s.replicas.map(shortPeerId).join(', ') : 'none'}`,
     `  shards     ${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.running} running, ${s.shards.leased} leased, ${s.shards.pending} pending, of ${s.shards.total}`,
     `  progress   ${(s.progress * 100).toFixed(1)}%${FINAL.has(s.state) ? '' : `, ${s.rate.toFixed(1)} shards/s, ETA ${duration(s.etaMs)}`}`,
     `  created    ${new Date(s.createdAt).toISOString()} (${ago(s.createdAt)})`,

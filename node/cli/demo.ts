@@ -1,6 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
 import { LocalNode } from '../../bootstrap/local.ts'
@@ -28,6 +28,17 @@ async function pollPeers (client: ApiClient, done: (peers: PeerJson[]) => boolea
   throw new Error(`the demo mesh did not settle within ${timeoutMs / 1000} s; last view:\n${renderPeerTable(peers)}`)
 }
 
+async function pollStatus (client: ApiClient, id: string, done: (s: CampaignStatus) => boolean, timeoutMs: number): Promise<CampaignStatus> {
+  const until = Date.now() + timeoutMs
+  let last: CampaignStatus | undefined
+  while (Date.now() < until) {
+    last = await client.get<CampaignStatus>(`/v1/campaigns/${id}`).catch(() => last)
+    if (last != null && (done(last) || ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(last.state))) return last
+    await delay(100)
+  }
+  throw new Error(`campaign ${id} did not get there within ${timeoutMs / 1000} s; last: ${last?.state ?? 'no answer'}, ${last?.shards.done ?? 0} shards done, coordinator ${last?.coordinator ?? '?'}`)
+}
+
 async function runCampaign (client: ApiClient, file: string): Promise<CampaignStatus> {
   const submitted = await client.request<CampaignStatus>('POST', '/v1/campaigns', { body: { file }, timeoutMs: 120_000 })
   say(`Submitted ${submitted.name} as ${submitted.id}: ${submitted.shards.total} shards`)
@@ -40,8 +51,8 @@ async function runCampaign (client: ApiClient, file: string): Promise<CampaignSt
  * `zp-node demo` (`npm run demo`): three real zp-node processes on loopback
  * form a private mesh (pre-shared key) joined as a chain, so reaching the
  * first node from the third takes peer exchange; then a Monte Carlo and an
- * ONNX batch-inference campaign run across it, one node is killed to show
- * failure detection, and the rest drain and stop.
+ * ONNX batch-inference campaign run across it, the coordinator of a third is
+ * killed mid-run and a replica takes it over, and the rest drain and stop.
  */
 export async function runDemo (opts: { keep: boolean }): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'zp-demo-'))
@@ -79,17 +90,31 @@ export async function runDemo (opts: { keep: boolean }): Promise<void> {
     say('')
     say((await client.request<string>('GET', `/v1/campaigns/${inference.id}/summary`)).trim().split('\n').map(l => `   ${l}`).join('\n'))
 
-    const victim = nodes[1]!
-    say(`\n3. Killing ${victim.name} with SIGKILL (no goodbye)…`)
+    const [first, second, third] = nodes as [LocalNode, LocalNode, LocalNode]
+    say(`\n3. Losing the coordinator: a bigger Monte Carlo run on ${first.name}, whose checkpoints ${second.name} and ${third.name} replicate; ${first.name} is killed with SIGKILL mid-run`)
+    const big = parse(await readFile(MONTE_CARLO, 'utf8')) as { name: string, shards: { iterations: { total: number } } }
+    big.name = 'option-pricing-failover'
+    big.shards.iterations.total = 20_000_000
+    const submitted = await client.request<CampaignStatus>('POST', '/v1/campaigns', { body: { spec: big, baseDir: dirname(MONTE_CARLO) }, timeoutMs: 120_000 })
+    say(`Submitted ${submitted.name} as ${submitted.id}: ${submitted.shards.total} shards`)
+    const running = await pollStatus(client, submitted.id, s => s.shards.done >= 20 && (s.replicas?.length ?? 0) === 2, 120_000)
+    if (running.state !== 'RUNNING') throw new Error(`campaign ${running.name} ended before the demo could kill its coordinator; see ${running.runDir}`)
     const killedAt = Date.now()
-    victim.kill('SIGKILL')
-    await victim.exited
-    const after = await pollPeers(client, ps => ps.find(p => p.name === victim.name)?.state === 'dead', 30_000)
-    const dead = after.find(p => p.name === victim.name)!
-    say(`   demo-1 marked ${victim.name} DEAD after ${((Date.now() - killedAt) / 1000).toFixed(2)} s (${dead.reason}).`)
+    first.kill('SIGKILL')
+    await first.exited
+    say(`   killed ${first.name} with ${running.shards.done} of ${running.shards.total} shards done`)
+    const survivor = new ApiClient(await resolveApiTarget({ dataDir: third.dataDir }))
+    const ids = new Map(nodes.map(n => [n.info!.peerId, n.name]))
+    const taken = await pollStatus(survivor, submitted.id, s => (s.term ?? 0) >= 1 && s.coordinator !== first.info!.peerId, 60_000)
+    say(`   ${ids.get(taken.coordinator) ?? taken.coordinator} was elected and took the campaign over ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill (term ${taken.term ?? 0}), from the replicated checkpoint`)
+    const failover = await follow(survivor, submitted.id)
+    if (failover.state !== 'SUCCEEDED') throw new Error(`campaign ${failover.name} ended ${failover.state}; see ${failover.runDir}`)
+    const bigRows = (await survivor.request<string>('GET', `/v1/campaigns/${submitted.id}/results?format=jsonl`)).trim().split('\n').map(l => JSON.parse(l) as ShardRow)
+    const e2 = estimate(bigRows, params)
+    say(`   price ${e2.price.toFixed(4)} ± ${e2.standardError.toFixed(4)} from ${e2.paths.toLocaleString('en')} paths (every shard exactly once); Black–Scholes says ${blackScholes(params).toFixed(4)}`)
 
     say('\nStopping the other nodes with SIGTERM (they drain, say goodbye, and exit)…')
-    const exits = await Promise.all([nodes[0]!, nodes[2]!].map(async n => ({ name: n.name, ...(await n.stop()) })))
+    const exits = await Promise.all([second, third].map(async n => ({ name: n.name, ...(await n.stop()) })))
     for (const x of exits) say(`   ${x.name} exited with code ${x.code ?? x.signal}`)
     const bad = exits.filter(x => x.code !== 0)
     if (bad.length > 0) throw new Error(`${bad.map(x => x.name).join(', ')} did not exit cleanly; see ${root}`)
