@@ -70,6 +70,12 @@ export type ReplicaMessage = ReplicaRequest | LocalMessage
 const TICK_MS = 500
 /** replicas stand for election one after another, in their order in the member list */
 const ELECTION_STAGGER_MS = 1000
+/**
+ * A candidate stands this long after its own promise to the dead coordinator
+ * ran out: the other replicas heard from it a little later than this one
+ * did, and refuse to vote until their promises run out too.
+ */
+const ELECTION_MARGIN_MS = 300
 const VOTE_TIMEOUT_MS = 3000
 const FETCH_TIMEOUT_MS = 10 * 60_000
 
@@ -319,7 +325,7 @@ class Replica implements Behavior<ReplicaMessage> {
       // the first in member order stands first; the next only if that one has not won a stagger later
       const stagger = this.#eager.has(id) ? 0 : order * ELECTION_STAGGER_MS
       const promise = this.#promises.get(id)
-      const standAt = Math.max(Math.max(this.#deadSince.get(id)!, this.#grants.get(id)?.until ?? 0) + stagger, this.#nextTry.get(id) ?? 0, promise?.until ?? 0)
+      const standAt = Math.max(Math.max(this.#deadSince.get(id)!, (this.#grants.get(id)?.until ?? 0) + ELECTION_MARGIN_MS) + stagger, this.#nextTry.get(id) ?? 0, promise?.until ?? 0)
       if (now < standAt || this.#electing.has(id)) continue
       await this.#stand(meta)
     }
