@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { encode } from '../../protocols/common/codec.ts'
+import { decode, encode } from '../../protocols/common/codec.ts'
 import {
   AppendReplySchema, MAX_INLINE_OPS_BYTES,
   type AppendReply, type ReplicaOp, type ReplicaRequest, type Snapshot
@@ -13,6 +13,14 @@ export const LEADER_LEASE_MS = 3000
 const HEARTBEAT_MS = 1000
 const SEND_TIMEOUT_MS = 10_000
 const MAX_OPS_PER_APPEND = 1024
+/**
+ * Group commit: changes wait this long (or until this many are pending) to
+ * go out together. Every message costs both ends far more than the bytes in
+ * it, so batching is most of what keeps replication cheap; the wait only
+ * delays the acknowledgement a worker gets, never the worker.
+ */
+const FLUSH_MS = 10
+const FLUSH_OPS = 256
 /** a replica further behind than this gets a snapshot instead of the ops */
 const MAX_RETAINED_OPS = 2000
 /** how long a result waits for replicas before its worker is told to try again */
@@ -95,10 +103,11 @@ export class ReplicaGroup {
    * is, which elections compare.
    */
   #seq = Date.now() * 1000
-  readonly #ops: Array<{ seq: number, op: ReplicaOp }> = []
+  /** changes not yet held by every replica, each encoded once for all of them */
+  readonly #ops: Array<{ seq: number, bytes: Uint8Array }> = []
   #waiters: Waiter[] = []
   #closed = false
-  #kick: ReturnType<typeof setImmediate> | undefined
+  #kick: ReturnType<typeof setTimeout> | undefined
   /** peers that refused to hold a replica (they do not trust this node): not asked again */
   readonly #refusers = new Set<string>()
 
@@ -142,8 +151,13 @@ export class ReplicaGroup {
 
   /** Numbers the changes and starts sending them; returns the seq of the last. */
   push (ops: ReplicaOp[]): number {
-    for (const op of ops) this.#ops.push({ seq: ++this.#seq, op })
-    this.#schedule()
+    if (this.#members.length === 0) {
+      // nobody to send them to: a replica added later starts from a snapshot
+      this.#seq += ops.length
+      return this.#seq
+    }
+    for (const op of ops) this.#ops.push({ seq: ++this.#seq, bytes: encode(op) })
+    this.#schedule(this.#ops.length >= FLUSH_OPS)
     return this.#seq
   }
 
@@ -217,7 +231,7 @@ export class ReplicaGroup {
 
   close (): void {
     this.#closed = true
-    if (this.#kick != null) clearImmediate(this.#kick)
+    if (this.#kick != null) clearTimeout(this.#kick)
     for (const w of this.#waiters) {
       clearTimeout(w.timer)
       w.reject(new UnavailableError('this coordinator no longer runs the campaign'))
@@ -245,14 +259,17 @@ export class ReplicaGroup {
     return { peer, acked: 0, grantedUntil: 0, needsSnapshot: true, inFlight: false, lastSentAt: 0, failures: 0, retryAt: 0 }
   }
 
-  #schedule (): void {
-    if (this.#kick != null || this.#closed) return
-    // a microtask later would send each change alone; the next turn of the loop groups what arrived meanwhile
-    this.#kick = setImmediate(() => {
+  #schedule (now = false): void {
+    if (this.#closed) return
+    if (this.#kick != null) {
+      if (!now) return
+      clearTimeout(this.#kick)
+    }
+    this.#kick = setTimeout(() => {
       this.#kick = undefined
-      const now = Date.now()
-      for (const m of this.#members) this.#send(m, now)
-    })
+      const t = Date.now()
+      for (const m of this.#members) this.#send(m, t)
+    }, now ? 0 : FLUSH_MS)
   }
 
   #send (m: Member, now: number): void {
@@ -295,16 +312,25 @@ export class ReplicaGroup {
     return reply
   }
 
+  /** The next ops the replica lacks: as many as fit in one message, or one too large for any, as a blob. */
   async #sendOps (m: Member): Promise<AppendReply> {
     const first = this.#ops.findIndex(o => o.seq > m.acked)
-    const batch = first < 0 ? [] : this.#ops.slice(first, first + MAX_OPS_PER_APPEND)
     const after = m.acked
-    const seq = batch.length > 0 ? batch[batch.length - 1]!.seq : m.acked
-    const ops = batch.map(o => o.op)
-    const bytes = ops.length > 0 ? encode(ops) : undefined
-    const msg: ReplicaRequest = bytes != null && bytes.byteLength > MAX_INLINE_OPS_BYTES
-      ? { type: 'append', ...this.#leader, after, seq, blob: await this.#ports.offer(m.peer, bytes, `${this.campaignId}-ops-${seq}.msgpack`) }
-      : { type: 'append', ...this.#leader, after, seq, ops }
+    const packed: Uint8Array[] = []
+    let bytes = 0
+    for (let i = Math.max(first, 0); first >= 0 && i < this.#ops.length && packed.length < MAX_OPS_PER_APPEND; i++) {
+      const op = this.#ops[i]!.bytes
+      if (packed.length > 0 && bytes + op.byteLength > MAX_INLINE_OPS_BYTES) break
+      packed.push(op)
+      bytes += op.byteLength
+    }
+    const seq = after + packed.length
+    if (packed.length === 1 && bytes > MAX_INLINE_OPS_BYTES) {
+      // one op too large for a message: an array of one, as a blob
+      const blob = await this.#ports.offer(m.peer, encode([decode(packed[0]!)]), `${this.campaignId}-ops-${seq}.msgpack`)
+      return AppendReplySchema.parse(await this.#ports.ask(m.peer, { type: 'append', ...this.#leader, after, seq, blob }, SEND_TIMEOUT_MS))
+    }
+    const msg: ReplicaRequest = { type: 'append', ...this.#leader, after, seq, ...(packed.length > 0 ? { packed } : {}) }
     return AppendReplySchema.parse(await this.#ports.ask(m.peer, msg, SEND_TIMEOUT_MS))
   }
 

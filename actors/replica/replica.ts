@@ -201,8 +201,9 @@ class Replica implements Behavior<ReplicaMessage> {
     const meta = this.#metas.get(msg.campaignId)!
     // changes from another coordinator's log may differ from ours past the takeover: start over from its snapshot
     if (meta.logTerm !== msg.term || msg.after > meta.seq) return { ok: false, term: meta.term, seq: meta.seq, snapshot: true }
-    let ops: ReplicaOp[] = msg.ops ?? []
-    if (msg.blob != null) ops = ReplicaOpsSchema.parse(decode(await this.#fetchBytes(from, msg.blob)))
+    const ops: ReplicaOp[] = msg.blob != null
+      ? ReplicaOpsSchema.parse(decode(await this.#fetchBytes(from, msg.blob)))
+      : ReplicaOpsSchema.parse((msg.packed ?? []).map(bytes => decode(bytes)))
     const fresh = ops.slice(meta.seq - msg.after)
     if (fresh.length > 0 || msg.seq > meta.seq) {
       const next: ReplicaMeta = { ...meta, seq: Math.max(meta.seq, msg.seq), members: msg.members }

@@ -83,8 +83,18 @@ const Leader = {
 }
 
 export const ReplicaRequestSchema = z.discriminatedUnion('type', [
-  /** ops `after`+1 … `seq` (none: a heartbeat that renews the coordinator's lease); large batches come as a blob */
-  z.object({ type: z.literal('append'), ...Leader, after: Seq, seq: Seq, ops: ReplicaOpsSchema.optional(), blob: BlobRefSchema.optional() }),
+  /**
+   * ops `after`+1 … `seq`, each msgpack-encoded once by the coordinator (none: a heartbeat that renews its
+   * lease); an op too large for a message comes alone, as a blob (msgpack of an array of ops)
+   */
+  z.object({
+    type: z.literal('append'),
+    ...Leader,
+    after: Seq,
+    seq: Seq,
+    packed: z.array(z.custom<Uint8Array>(v => v instanceof Uint8Array, { message: 'expected bytes' })).max(4096).optional(),
+    blob: BlobRefSchema.optional()
+  }),
   /** replace the replica's copy with the state at `seq` (a blob), and fetch the workload's files */
   z.object({ type: z.literal('snapshot'), ...Leader, seq: Seq, blob: BlobRefSchema, files: z.array(BlobRefSchema).max(8) }),
   /** a replica asks the others to make it coordinator for `term` */

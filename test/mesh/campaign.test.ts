@@ -1,43 +1,20 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ZpNode } from '../../node/node.ts'
-import type { CampaignStatus } from '../../actors/coordinator/status.ts'
-import { tempDir, waitFor } from '../helpers.ts'
+import { waitFor } from '../helpers.ts'
+import { campaignFiles, exported, finished } from './campaigns.ts'
 import { createMesh, fakeCapabilities, waitForPeers, type Mesh } from './harness.ts'
 
-const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
 
 let mesh: Mesh | undefined
-let scratch: { path: string, remove: () => Promise<void> } | undefined
+const files = campaignFiles('zp-cf-')
+const campaignFile = files.write
 afterEach(async () => {
   await mesh?.stop()
-  await scratch?.remove()
+  await files.remove()
   mesh = undefined
-  scratch = undefined
 })
-
-async function campaignFile (name: string, body: Record<string, unknown>): Promise<string> {
-  scratch ??= await tempDir('zp-cf-')
-  const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({ name, workload: { kind: 'module', module: SQUARES }, ...body }))
-  return file
-}
-
-async function finished (node: ZpNode, id: string, timeoutMs = 60_000): Promise<CampaignStatus> {
-  return await waitFor(async () => {
-    const s = await node.campaigns.status(id)
-    return s != null && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(s.state) ? s : undefined
-  }, { timeoutMs, what: `campaign ${id} to end` })
-}
-
-async function exported (node: ZpNode, id: string, format: 'jsonl' | 'csv'): Promise<string> {
-  let text = ''
-  for await (const chunk of (await node.campaigns.results(id, format))!) text += chunk
-  return text
-}
 
 async function threeNodes (): Promise<ZpNode[]> {
   mesh = await createMesh()
@@ -192,13 +169,11 @@ describe('module checkpoints', () => {
   it('a retried shard resumes from the checkpoint its failed attempt saved', async () => {
     mesh = await createMesh()
     const a = await mesh.start({ name: 'a' })
-    const file = join((scratch ??= await tempDir('zp-cf-')).path, 'ckpt.json')
-    await writeFile(file, JSON.stringify({
-      name: 'ckpt',
+    const file = await campaignFile('ckpt', {
       workload: { kind: 'module', module: fileURLToPath(new URL('../fixtures/campaigns/checkpointer.mjs', import.meta.url)) },
       shards: { iterations: { total: 3, perShard: 1, seed: 1 } },
       retry: { maxAttempts: 2, initialDelay: '10ms' }
-    }))
+    })
     const s = await a.campaigns.submit({ file })
     const done = await finished(a, s.id)
     expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { done: 3 } })

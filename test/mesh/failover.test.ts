@@ -1,56 +1,39 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { ZpNode } from '../../node/node.ts'
-import type { CampaignStatus } from '../../actors/coordinator/status.ts'
-import { tempDir, waitFor } from '../helpers.ts'
+import { waitFor } from '../helpers.ts'
+import { campaignFiles, exported, finished } from './campaigns.ts'
 import { createMesh, waitForPeers, type Mesh } from './harness.ts'
 
-const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
-
 let mesh: Mesh | undefined
-let scratch: { path: string, remove: () => Promise<void> } | undefined
+const files = campaignFiles('zp-fo-')
+const campaignFile = async (name: string, body: Record<string, unknown>): Promise<string> =>
+  await files.write(name, { shards: { iterations: { total: 400, perShard: 10, seed: 5 } }, ...body })
 afterEach(async () => {
   await mesh?.stop()
-  await scratch?.remove()
+  await files.remove()
   mesh = undefined
-  scratch = undefined
 })
 
-async function campaignFile (name: string, body: Record<string, unknown>): Promise<string> {
-  scratch ??= await tempDir('zp-fo-')
-  const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({ name, workload: { kind: 'module', module: SQUARES }, shards: { iterations: { total: 400, perShard: 10, seed: 5 } }, ...body }))
-  return file
-}
-
-async function exported (node: ZpNode, id: string): Promise<string> {
-  let text = ''
-  for await (const chunk of (await node.campaigns.results(id, 'jsonl'))!) text += chunk
-  return text
-}
-
-async function ended (node: ZpNode, id: string, timeoutMs = 90_000): Promise<CampaignStatus> {
-  return await waitFor(async () => {
-    const s = await node.campaigns.status(id)
-    return s != null && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(s.state) ? s : undefined
-  }, { timeoutMs, what: `campaign ${id} to end on ${node.name}` })
+/** a, the coordinator, and b and c joined through it (its replicas, by default); `blocked` cuts connections for a partition */
+async function threeNodes (blocked?: Record<'a' | 'b' | 'c', Set<string>>): Promise<[ZpNode, ZpNode, ZpNode]> {
+  mesh = await createMesh()
+  const a = await mesh.start({ name: 'a', slots: 1, blocked: blocked?.a })
+  const b = await mesh.start({ name: 'b', slots: 1, blocked: blocked?.b, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
+  const c = await mesh.start({ name: 'c', slots: 1, blocked: blocked?.c, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
+  await waitForPeers(a, [b, c])
+  await waitForPeers(b, [a, c])
+  await waitForPeers(c, [a, b])
+  return [a, b, c]
 }
 
 describe('coordinator failover (in-process mesh)', () => {
   it('a replica takes over when the coordinator node goes for good, and the results equal a clean run', async () => {
     const file = await campaignFile('failover', { params: { slowMs: 5 } })
-    mesh = await createMesh()
-    const a = await mesh.start({ name: 'a', slots: 1 })
-    const b = await mesh.start({ name: 'b', slots: 1, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
-    const c = await mesh.start({ name: 'c', slots: 1, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
-    await waitForPeers(a, [b, c])
-    await waitForPeers(b, [a, c])
-    await waitForPeers(c, [a, b])
+    const [a, b, c] = await threeNodes()
     const s = await a.campaigns.submit({ file })
     await waitFor(async () => {
       const st = await a.campaigns.status(s.id)
@@ -63,13 +46,13 @@ describe('coordinator failover (in-process mesh)', () => {
     }, { timeoutMs: 60_000, what: 'a replica to take the campaign over' })
     const winner = after.coordinator === b.peerId ? b : c
     const other = winner === b ? c : b
-    const done = await ended(winner, s.id)
+    const done = await finished(winner, s.id)
     expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { total: 40, done: 40, failed: 0 } })
 
     // the same campaign on one node, undisturbed
-    const solo = await mesh.start({ name: 'solo', slots: 2, replicas: 0 })
+    const solo = await mesh!.start({ name: 'solo', slots: 2, replicas: 0 })
     const ref = await solo.campaigns.submit({ file: await campaignFile('failover', { params: { slowMs: 0 }, replicas: 0 }) })
-    await ended(solo, ref.id)
+    await finished(solo, ref.id)
     const reference = await exported(solo, ref.id)
     expect(await exported(winner, s.id)).toBe(reference)
     // the other replica has the whole result too, and says who coordinates
@@ -79,14 +62,8 @@ describe('coordinator failover (in-process mesh)', () => {
 
   it('a partition cuts the coordinator off: the majority side takes over, the old coordinator stops leasing, and after the heal nothing is counted twice', async () => {
     const file = await campaignFile('partition', { params: { slowMs: 10 } })
-    mesh = await createMesh()
     const blocked = { a: new Set<string>(), b: new Set<string>(), c: new Set<string>() }
-    const a = await mesh.start({ name: 'a', slots: 1, blocked: blocked.a })
-    const b = await mesh.start({ name: 'b', slots: 1, blocked: blocked.b, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
-    const c = await mesh.start({ name: 'c', slots: 1, blocked: blocked.c, bootstrap: [multiaddr(a.multiaddrs()[0]!)] })
-    await waitForPeers(a, [b, c])
-    await waitForPeers(b, [a, c])
-    await waitForPeers(c, [a, b])
+    const [a, b, c] = await threeNodes(blocked)
     const s = await a.campaigns.submit({ file })
     await waitFor(async () => {
       const st = await a.campaigns.status(s.id)
@@ -104,7 +81,7 @@ describe('coordinator failover (in-process mesh)', () => {
       return st != null && (st.term ?? 0) >= 1 && st.coordinator !== a.peerId ? st : undefined
     }, { timeoutMs: 60_000, what: 'the majority side to take the campaign over' })
     const winner = taken.coordinator === b.peerId ? b : c
-    const done = await ended(winner, s.id)
+    const done = await finished(winner, s.id)
     expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { total: 40, done: 40, failed: 0 } })
 
     // the heal: a hears from the replicas that it was replaced, and stops for good
@@ -124,9 +101,9 @@ describe('coordinator failover (in-process mesh)', () => {
     expect(Date.parse(String(lastOldLease.t))).toBeLessThan(Date.parse(String(takeover.t)))
     // no shard counted twice by the new coordinator, and the rows equal a clean run
     expect(newAudit.filter(r => r.type === 'result').length).toBe(40 - (takeover.done as number))
-    const solo = await mesh.start({ name: 'solo', slots: 2, replicas: 0 })
+    const solo = await mesh!.start({ name: 'solo', slots: 2, replicas: 0 })
     const ref = await solo.campaigns.submit({ file: await campaignFile('partition', { params: { slowMs: 0 }, replicas: 0 }) })
-    await ended(solo, ref.id)
+    await finished(solo, ref.id)
     expect(await exported(winner, s.id)).toBe(await exported(solo, ref.id))
   })
 })
