@@ -27,14 +27,15 @@ export const onnxSuite: Suite = {
   run: runOnnxSuite
 }
 
-type Case = 'raw' | 'raw1' | 'infer' | 'infer1' | 'one' | 'three'
+type Case = 'raw' | 'raw1' | 'infer' | 'infer1' | 'one' | 'three' | 'three0'
 const CASES: Array<{ key: Case, name: string }> = [
   { key: 'raw', name: '(a) raw pipeline, one process: CSV → worker\'s parser → batches → ORT, all cores' },
   { key: 'raw1', name: '(a1) raw pipeline, ORT on 1 intra-op thread (a mesh slot\'s session)' },
   { key: 'infer', name: '(b) raw inference only: `session.run` on pre-built tensors, all cores' },
   { key: 'infer1', name: '(b1) raw inference only, 1 intra-op thread' },
   { key: 'one', name: '(c) mesh, one node (`--slots` = cores), submit → SUCCEEDED' },
-  { key: 'three', name: `(d) mesh, coordinator + ${WORKERS} workers, submit → SUCCEEDED` }
+  { key: 'three', name: `(d) mesh, coordinator + ${WORKERS} workers, submit → SUCCEEDED (both workers hold checkpoint replicas: the default)` },
+  { key: 'three0', name: '(d0) the same with `replicas: 0` (no checkpoint replicas)' }
 ]
 
 interface Sample {
@@ -65,14 +66,15 @@ async function runOnnxSuite (ctx: SuiteContext): Promise<SuiteOutput> {
   // the example's rows are the data set's rows: inferring them ROWS / SAMPLE_ROWS times is the same computation
   const tensors = await prebuiltTensors(example.data, IO)
 
-  const spec = (data: string, onWorkers: boolean): Record<string, unknown> => ({
+  const spec = (data: string, onWorkers: boolean, replicas?: number): Record<string, unknown> => ({
     name: 'bench-onnx',
+    ...(replicas != null ? { replicas } : {}),
     workload: { kind: 'onnx', model: example.model, data, input: { name: IO.input, columns: IO.columns }, output: { name: IO.output, column: IO.output }, batchSize: IO.batchSize },
     shards: { rows: { perShard: PER_SHARD } },
     ...(onWorkers ? { requires: { capabilities: [WORKER_CAPABILITY] } } : {})
   })
-  const mesh = async (m: BenchMesh, data: string, rows: number): Promise<Sample> => {
-    const t = await runCampaign(m, spec(data, m.workers.length > 0), ctx.tmp, ctx.signal)
+  const mesh = async (m: BenchMesh, data: string, rows: number, replicas?: number): Promise<Sample> => {
+    const t = await runCampaign(m, spec(data, m.workers.length > 0, replicas), ctx.tmp, ctx.signal)
     const expected = m.workers.length > 0 ? m.workers.map(w => w.name) : [m.coordinator.name]
     const ran = t.status.workers.map(w => w.name)
     if (ran.some(n => !expected.includes(n))) throw new Error(`shards ran on ${ran.join(', ')}, expected ${expected.join(', ')} only`)
@@ -111,13 +113,14 @@ async function runOnnxSuite (ctx: SuiteContext): Promise<SuiteOutput> {
     infer: async (_, rows) => await inProcess(async () => await inferAll(sessions.all, rows), rows),
     infer1: async (_, rows) => await inProcess(async () => await inferAll(sessions.one, rows), rows),
     one: async (data, rows) => await mesh(one, data, rows),
-    three: async (data, rows) => await mesh(three, data, rows)
+    three: async (data, rows) => await mesh(three, data, rows),
+    three0: async (data, rows) => await mesh(three, data, rows, 0)
   }
 
   ctx.progress(`warm-up: the example's ${SAMPLE_ROWS} rows through every case…`)
   for (const { key } of CASES) await ops[key](example.data, SAMPLE_ROWS)
   await steps.measure(example.data, SAMPLE_ROWS)
-  const samples: Record<Case, Sample[]> = { raw: [], raw1: [], infer: [], infer1: [], one: [], three: [] }
+  const samples: Record<Case, Sample[]> = { raw: [], raw1: [], infer: [], infer1: [], one: [], three: [], three0: [] }
   const stepSeconds = Object.fromEntries(STEPS.map(s => [s.key, [] as number[]])) as Record<Step, number[]>
   for (let run = 1; run <= RUNS; run++) {
     const data = join(ctx.tmp, `data-${run}.csv`)
@@ -125,6 +128,14 @@ async function runOnnxSuite (ctx: SuiteContext): Promise<SuiteOutput> {
     ctx.progress(`run ${run}/${RUNS}: ${ROWS.toLocaleString('en-US')} rows (${Math.round(bytes / 1e6)} MB of CSV) through every case…`)
     for (const { key } of CASES) {
       ctx.signal.throwIfAborted()
+      if (key === 'three0') {
+        // its own bytes: the workers must not find the data set (or its slices) already fetched by (d)'s run
+        const own = join(ctx.tmp, `data-${run}-d0.csv`)
+        await writeDataSet(example.data, own, ROWS, (RUNS + run) * ROWS)
+        samples[key].push(await ops[key](own, ROWS))
+        await rm(own)
+        continue
+      }
       samples[key].push(await ops[key](data, ROWS))
     }
     ctx.progress(`run ${run}/${RUNS}: the one-node mesh's steps alone…`)
@@ -139,10 +150,10 @@ async function runOnnxSuite (ctx: SuiteContext): Promise<SuiteOutput> {
   ]
   for (const row of rows) ctx.progress(describe(row))
   return {
-    method: `Model and data from \`buildOnnxExample\` (examples/onnx-batch): the MLP ${FEATURES} → 64 tanh → 1, and its ${SAMPLE_ROWS.toLocaleString('en-US')}-row CSV (id, f0…f31, expected) repeated to ${ROWS.toLocaleString('en-US')} rows per run, ids renumbered so every run's bytes (and blobs) are new. ` +
+    method: `Model and data from \`buildOnnxExample\` (examples/onnx-batch): the MLP ${FEATURES} → 64 tanh → 1, and its ${SAMPLE_ROWS.toLocaleString('en-US')}-row CSV (id, f0…f31, expected) repeated to ${ROWS.toLocaleString('en-US')} rows per run, ids renumbered so every run's bytes (and blobs) are new ((d0) gets its own renumbered copy, so it cannot read what (d)'s replicas fetched). ` +
       `Campaign as examples/onnx-batch/campaign.yaml without the reference check: \`batchSize: ${IO.batchSize}\`, \`shards: { rows: { perShard: ${PER_SHARD} } }\` (${ROWS / PER_SHARD} shards), submitted as JSON to the coordinator's \`POST /v1/campaigns\`; ` +
       'time from just before the POST (which scans the data set and stores it as a blob) to the coordinator\'s `endedAt` (SUCCEEDED: every result stored in its LevelDB); the export is not part of it. ' +
-      `Mesh nodes are \`zp-node\` processes (LocalNode) with \`--no-onnx-probe\` (ORT's CPU provider); (d)'s campaign requires a capability only the workers advertise (bench/worker-role.ts), so its coordinator runs no shards; the workers have the default slots (${cores}). ` +
+      `Mesh nodes are \`zp-node\` processes (LocalNode) with \`--no-onnx-probe\` (ORT's CPU provider); (d)'s campaign requires a capability only the workers advertise (bench/worker-role.ts), so its coordinator runs no shards, and has the default 2 replicas, so both workers also receive every result and fetch the whole data set in the background (what a replica needs to take over); (d0) is the same campaign with \`replicas: 0\`; the workers have the default slots (${cores}). ` +
       `Raw rows run in the bench process: (a) reads the same CSV through the worker's CsvCursor in 64 KiB chunks, fills float32 batches of ${IO.batchSize}, \`session.run\` (CPU provider, intraOpNumThreads ${cores}), keeps every prediction; (b) is \`session.run\` alone over tensors built beforehand. ` +
       `One warm-up pass of the example's rows through every case (ORT sessions created, the model fetched), then ${RUNS} runs of every case in turn; rows/s is the median run's; mesh/raw is the median of each run's ratio to (a) in the same run. CPU: user + system time of every process involved (from /proc for nodes). ` +
       '"(c) step alone" rows: the one-node mesh\'s work split into its steps, each alone in the bench process with the product\'s own code (bench/onnx-steps.ts), over the same run\'s data, timed against (a) of that run; ' +
