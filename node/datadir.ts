@@ -1,3 +1,4 @@
+import { readFileSync, rmSync } from 'node:fs'
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -75,6 +76,18 @@ export async function readNodeInfo (dataDir: string): Promise<NodeInfo | undefin
   }
 }
 
+/** Removes node.json if this process wrote it (a node started since on the same data dir keeps its own). */
 export async function removeNodeInfo (dataDir: string): Promise<void> {
-  await rm(dataPaths(dataDir).nodeInfo, { force: true })
+  const info = await readNodeInfo(dataDir).catch(() => undefined)
+  if (info?.pid === process.pid) await rm(dataPaths(dataDir).nodeInfo, { force: true })
+}
+
+/** removeNodeInfo, for an exit that cannot wait. */
+export function removeNodeInfoSync (dataDir: string): void {
+  try {
+    const info = JSON.parse(readFileSync(dataPaths(dataDir).nodeInfo, 'utf8')) as Partial<NodeInfo>
+    if (info.pid === process.pid) rmSync(dataPaths(dataDir).nodeInfo, { force: true })
+  } catch {
+    // absent or unreadable: nothing of ours to remove
+  }
 }

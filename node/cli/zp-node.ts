@@ -1,10 +1,9 @@
-import { rmSync } from 'node:fs'
 import { Command, Option } from 'commander'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parseBootstrap } from '../../bootstrap/address.ts'
 import { parseApiAddress } from '../api/server.ts'
-import { dataPaths, resolveDataDir } from '../datadir.ts'
+import { dataPaths, removeNodeInfoSync, resolveDataDir } from '../datadir.ts'
 import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
 import { createLogger } from '../logger.ts'
 import { DEFAULT_API, DEFAULT_LISTEN, VERSION, ZpNode, type NodeOptions } from '../node.ts'
@@ -122,7 +121,7 @@ async function runNode (opts: NodeOptions): Promise<void> {
       return
     }
     node.log.warn({ signal: sig }, `${sig} again: stopping now`)
-    rmSync(dataPaths(node.dataDir).nodeInfo, { force: true })
+    removeNodeInfoSync(node.dataDir)
     node.log.flush()
     process.exit(130)
   }
