@@ -112,6 +112,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   readonly #log: Logger
   readonly #runs = new Map<string, CampaignRun>()
   readonly #busyUntil = new Map<string, number>()
+  /** per campaign: workers that refused its leases because they do not trust this node (until one accepts a lease) */
+  readonly #untrusting = new Map<string, Set<string>>()
   /** workers that held a lease of a shard before it was re-queued: their late result is still theirs to give */
   readonly #previous = new Map<string, Set<string>>()
   /** rows campaigns: each shard's slice hash, from the scan at submit */
@@ -219,7 +221,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     const status = liveStatus(run, now, this.#ports.self, this.#runDir(run.id))
     const group = this.#groups.get(run.id)
     const record = this.#records.get(run.id)
-    return { ...status, term: group?.term ?? record?.term ?? 0, replicas: group?.members ?? record?.replicas ?? [] }
+    const refusedBy = [...new Set([...this.#untrusting.get(run.id) ?? [], ...group?.refusers ?? []])]
+    return { ...status, term: group?.term ?? record?.term ?? 0, replicas: group?.members ?? record?.replicas ?? [], refusedBy }
   }
 
   async #list (now: number): Promise<CampaignStatus[]> {
@@ -385,10 +388,16 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       const back = msg.sent.filter(s => run.unlease(s.index, s.epoch)).map(s => s.index)
       if (back.length > 0) this.#requeued(run.id, back, `lease not delivered: ${msg.error.message}`)
       const refusing = msg.error.name === 'NotAuthorizedError'
+      if (refusing) {
+        const peers = this.#untrusting.get(run.id) ?? new Set<string>()
+        this.#untrusting.set(run.id, peers.add(msg.worker))
+      }
       this.#busyUntil.set(msg.worker, now + (refusing ? REFUSING_BACKOFF_MS : BUSY_BACKOFF_MS))
       this.#log.warn({ campaign: run.id, worker: msg.worker, err: msg.error.message },
         refusing ? `worker does not trust this node; start it with --trust ${this.#ports.self} (or join through this node)` : 'could not lease shards to worker')
     } else if (msg.reply != null) {
+      // it took a lease: it trusts this node now (restarted with --trust, say)
+      for (const peers of this.#untrusting.values()) peers.delete(msg.worker)
       const byEpoch = new Map(msg.sent.map(s => [s.epoch, s.index]))
       const back: number[] = []
       for (const r of msg.reply.refused) {
@@ -519,6 +528,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     group.close()
     this.#groups.delete(id)
     this.#runs.delete(id)
+    this.#untrusting.delete(id)
     if (by.coordinator != null) this.#moved.set(id, { peer: by.coordinator, term: by.term })
     this.#audit(id, { type: 'superseded', by: by.coordinator ?? null, term: by.term, done: run.doneCount })
     await this.#audits.get(id)?.flush()

@@ -128,6 +128,11 @@ export class ReplicaGroup {
     return this.#seq
   }
 
+  /** Peers that would not hold a replica: they do not trust this node. */
+  get refusers (): string[] {
+    return [...this.#refusers]
+  }
+
   /** The highest seq held by `lead` replicas (everything, with none). */
   get durableSeq (): number {
     const { lead } = quorums(this.#members.length)

@@ -29,6 +29,8 @@ export interface CampaignStatus {
   term?: number
   /** the peers holding replicas of its checkpoints */
   replicas?: string[]
+  /** peers that refused its shards or its replicas because they do not trust this coordinator's node */
+  refusedBy?: string[]
 }
 
 const SHOWN_DEAD_LETTERS = 20

@@ -12,7 +12,7 @@ import { FINAL_STATES } from '../coordinator/campaign.ts'
 import { LEADER_LEASE_MS, quorums } from '../coordinator/replication.ts'
 import { recordedStatus, type CampaignStatus } from '../coordinator/status.ts'
 import { describeError, NotAuthorizedError } from '../runtime/errors.ts'
-import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
+import { Later, type ActorContext, type ActorDefinition, type Behavior, type MessageMeta } from '../runtime/types.ts'
 
 export { REPLICA_ACTOR } from '../../protocols/campaign/replica.ts'
 
@@ -55,6 +55,8 @@ export interface ReplicaPorts {
   }
   /** the local coordinator's status of a campaign it runs (null: it does not) */
   localStatus: (id: string) => Promise<CampaignStatus | null>
+  /** the campaign's results as this node holds them, stored as a blob `peer` may fetch (null: not held here) */
+  exportFor: (peer: string, id: string, format: 'jsonl' | 'csv') => Promise<BlobRef | null>
   /** hand a campaign won in an election to the local coordinator */
   takeover: (msg: { id: string, term: number, replicas: string[], previous: string }) => Promise<void>
 }
@@ -150,6 +152,8 @@ class Replica implements Behavior<ReplicaMessage> {
       case 'snapshot': return await this.#onSnapshot(msg, meta.from, now)
       case 'vote': return await this.#onVote(msg, now)
       case 'lookup': return await this.#lookup(msg.campaignId)
+      // answered when written, the mailbox going on meanwhile: a large export must not hold up the checkpoints
+      case 'export': return new Later(this.#ports.exportFor(meta.from, msg.campaignId, msg.format).then(blob => blob != null ? { blob } : null))
     }
     if (meta.from !== this.#ports.self) return undefined
     switch (msg.type) {

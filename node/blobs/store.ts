@@ -75,6 +75,11 @@ export class BlobStore implements BlobSource, BlobSink {
     return await this.#ingest(name, [bytes])
   }
 
+  /** Stores what `chunks` yields, hashing as it writes (never held in memory whole). */
+  async putStream (chunks: AsyncIterable<Uint8Array>, name: string): Promise<BlobRef> {
+    return await this.#ingest(name, chunks)
+  }
+
   /** Copies a file in, hashing while it copies (the file is never held in memory whole). */
   async putFile (file: string, name: string): Promise<BlobRef> {
     let size: number

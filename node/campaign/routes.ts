@@ -48,7 +48,7 @@ export function campaignRoutes (api: CampaignApi) {
     app.get('/v1/campaigns', async c => c.json(await api.list()))
     app.get('/v1/campaigns/:id', async c => {
       const status = await api.status(c.req.param('id'))
-      return status == null ? notFound(c, c.req.param('id')) : c.json(status)
+      return status == null ? notFound(c, c.req.param('id'), 'mesh') : c.json(status)
     })
     app.post('/v1/campaigns/:id/cancel', async c => {
       const status = await api.cancel(c.req.param('id'))
@@ -76,8 +76,14 @@ export function campaignRoutes (api: CampaignApi) {
     app.get('/v1/campaigns/:id/results', async c => {
       const format = FormatSchema.safeParse(c.req.query('format') ?? 'jsonl')
       if (!format.success) return c.json({ error: 'invalid_request', message: 'format must be jsonl or csv' }, 400)
-      const rows = await api.results(c.req.param('id'), format.data)
-      if (rows == null) return notFound(c, c.req.param('id'))
+      let rows: AsyncIterable<string> | null
+      try {
+        rows = await api.results(c.req.param('id'), format.data)
+      } catch (err) {
+        if ((err as Error).name === 'UnavailableError') return c.json({ error: 'unavailable', message: (err as Error).message }, 503)
+        throw err
+      }
+      if (rows == null) return notFound(c, c.req.param('id'), 'mesh')
       c.header('content-type', format.data === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
       return stream(c, async s => {
         for await (const chunk of rows) await s.write(chunk)
@@ -86,6 +92,8 @@ export function campaignRoutes (api: CampaignApi) {
   }
 }
 
-function notFound (c: { json: (body: unknown, status: 404) => Response }, id: string): Response {
-  return c.json({ error: 'not_found', message: `no campaign ${id} on this node; 'zp runs' lists the campaigns it coordinates` }, 404)
+/** `mesh`: the lookup asked the live peers too (status, results); else only this node's coordinator was asked. */
+function notFound (c: { json: (body: unknown, status: 404) => Response }, id: string, where: 'node' | 'mesh' = 'node'): Response {
+  const scope = where === 'mesh' ? 'on this node or its live peers' : 'coordinated by this node (cancel, resume and audit work on the coordinator\'s node)'
+  return c.json({ error: 'not_found', message: `no campaign ${id} ${scope}; 'zp runs' lists the campaigns this node coordinates` }, 404)
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -18,12 +19,16 @@ import type { BlobAccess } from '../blobs/access.ts'
 import type { BlobService } from '../blobs/service.ts'
 import type { Storage } from '../storage.ts'
 import { delay } from '../../protocols/common/signals.ts'
+import { ExportReplySchema } from '../../protocols/campaign/replica.ts'
+import { describeError, UnavailableError } from '../../actors/runtime/errors.ts'
 import { exportResults, type ExportFormat } from './export.ts'
 import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
 
 /** how long an ended campaign's summary may take to appear */
 const SUMMARY_WAIT_MS = 30_000
+/** asking a peer for a campaign's results, and fetching them */
+const EXPORT_TIMEOUT_MS = 120_000
 
 export interface CampaignServiceInit {
   self: string
@@ -102,6 +107,13 @@ export class CampaignService implements CampaignApi {
         read: async (path) => await readFile(path)
       },
       localStatus: async (id) => await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage),
+      exportFor: async (peer, id, format) => {
+        const rows = await this.#heldResults(id, format)
+        if (rows == null) return null
+        const ref = await blobs.store.putStream(utf8Chunks(rows), `${id}.${format}`)
+        access.grant(`export:${ref.hash}`, peer, [ref.hash])
+        return ref
+      },
       takeover: async (msg) => { await init.host.tell(this.#coordinator, { type: 'takeover', ...msg } satisfies CoordinatorMessage) }
     }))
     // blobs are immutable and named by their hash: once fetched and checked, a path stays good
@@ -190,12 +202,43 @@ export class CampaignService implements CampaignApi {
     return await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'cancel', id } satisfies CoordinatorMessage)
   }
 
-  /** From the coordinator's store, or from this node's replica of the campaign. */
+  /**
+   * From any node: the coordinator's store when this node coordinates the
+   * campaign, else this node's replica of it, else an export made by the
+   * coordinator (or, failing it, a replica) and fetched from there as a blob.
+   */
   async results (id: string, format: ExportFormat): Promise<AsyncIterable<string> | null> {
+    return await this.#heldResults(id, format) ?? await this.#fetchedResults(id, format)
+  }
+
+  async #heldResults (id: string, format: ExportFormat): Promise<AsyncIterable<string> | null> {
     const own = await this.#store.campaign(id)
     if (own != null && own.movedTo == null) return exportResults(this.#store, id, format)
     if (await this.#copies.campaign(id) != null) return exportResults(this.#copies, id, format)
     return own != null ? exportResults(this.#store, id, format) : null
+  }
+
+  async #fetchedResults (id: string, format: ExportFormat): Promise<AsyncIterable<string> | null> {
+    const status = await this.status(id)
+    if (status == null) return null
+    const holders = [...new Set([status.coordinator, ...status.replicas ?? []])].filter(p => p !== this.#init.self)
+    const failures: string[] = []
+    for (const peer of holders) {
+      try {
+        const reply = ExportReplySchema.parse(await this.#init.host.ask(
+          { peer, name: REPLICA_ACTOR }, { type: 'export', campaignId: id, format } satisfies ReplicaMessage, { timeoutMs: EXPORT_TIMEOUT_MS }))
+        if (reply == null) {
+          failures.push(`${peer}: holds no copy`)
+          continue
+        }
+        const { hash, size, name } = reply.blob
+        const path = await this.#init.blobs.fetch(peer, { hash, size, name }, { signal: AbortSignal.timeout(EXPORT_TIMEOUT_MS) })
+        return createReadStream(path, { encoding: 'utf8' })
+      } catch (err) {
+        failures.push(`${peer}: ${describeError(err)}`)
+      }
+    }
+    throw new UnavailableError(`campaign ${id} is coordinated by ${status.coordinator}, but no peer holding it sent its results (${failures.join('; ') || 'no other peer holds it'}); try again, or ask on the coordinator's node`)
   }
 
   /**
@@ -234,6 +277,19 @@ export class CampaignService implements CampaignApi {
   async stop (): Promise<void> {
     await Promise.all([this.#runners.module.close(), this.#runners.exec.close(), this.#runners.onnx.close()])
   }
+}
+
+/** Text chunks as UTF-8 bytes, gathered into writes of about 64 KiB. */
+async function * utf8Chunks (text: AsyncIterable<string>): AsyncGenerator<Uint8Array> {
+  let pending = ''
+  for await (const chunk of text) {
+    pending += chunk
+    if (pending.length >= 64 * 1024) {
+      yield Buffer.from(pending, 'utf8')
+      pending = ''
+    }
+  }
+  if (pending !== '') yield Buffer.from(pending, 'utf8')
 }
 
 function sha256 (bytes: Uint8Array): string {

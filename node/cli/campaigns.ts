@@ -46,9 +46,16 @@ export async function follow (client: ApiClient, id: string, opts: { signal?: Ab
     }, cliProgress.Presets.shades_classic)
     : undefined
   let lastLine = 0
+  let refusals = 0
   let status = await client.get<CampaignStatus>(`/v1/campaigns/${id}`)
   bar?.start(Math.max(1, status.shards.total), 0)
   for (;;) {
+    const refused = refusal(status)
+    if (refused != null && (status.refusedBy?.length ?? 0) > refusals) {
+      // said once (and again if more refuse), above the bar
+      refusals = status.refusedBy!.length
+      process.stderr.write(`${bar != null ? '\n' : ''}warning: peers refused this campaign's shards or replicas: ${refused}\n`)
+    }
     const payload = {
       name: status.name,
       state: status.state,
@@ -74,17 +81,29 @@ export async function follow (client: ApiClient, id: string, opts: { signal?: Ab
   return status
 }
 
+/** Peers that will not work for the campaign's coordinator, and what to do about it; null when none. */
+function refusal (s: CampaignStatus): string | null {
+  const peers = s.refusedBy ?? []
+  if (peers.length === 0) return null
+  return `${peers.map(shortPeerId).join(', ')} (they do not trust the coordinator's node: start them with --trust ${s.coordinator}, ` +
+    'or run every node with --psk FILE --trust-mesh, or submit on the node they joined through)'
+}
+
 function printStatus (s: CampaignStatus): void {
+  const field = (label: string, text: string): string => `  ${label.padEnd(12)}${text}`
+  const refused = refusal(s)
   const out = [
     `${s.name} (${s.id})`,
-    `  state      ${s.state}${s.waiting != null ? ` (waiting: ${s.waiting})` : ''}`,
-    `  priority   ${s.priority}`,
-    `  coordinator ${shortPeerId(s.coordinator)}${(s.term ?? 0) > 0 ? ` (term ${s.term}: a replica took it over)` : ''}; replicas: ${s.replicas != null && s.replicas.length > 0 ? s.replicas.map(shortPeerId).join(', ') : 'none'}`,
-    `  shards     ${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.running} running, ${s.shards.leased} leased, ${s.shards.pending} pending, of ${s.shards.total}`,
-    `  progress   ${(s.progress * 100).toFixed(1)}%${FINAL.has(s.state) ? '' : `, ${s.rate.toFixed(1)} shards/s, ETA ${duration(s.etaMs)}`}`,
-    `  created    ${new Date(s.createdAt).toISOString()} (${ago(s.createdAt)})`,
-    `  took       ${s.startedAt != null ? duration((s.endedAt ?? Date.now()) - s.startedAt) : '-'}`,
-    `  run dir    ${s.runDir}`
+    field('state', `${s.state}${s.waiting != null ? ` (waiting: ${s.waiting})` : ''}`),
+    field('priority', s.priority),
+    field('coordinator', `${shortPeerId(s.coordinator)}${(s.term ?? 0) > 0 ? ` (term ${s.term}: a replica took it over)` : ''}`),
+    field('replicas', s.replicas != null && s.replicas.length > 0 ? s.replicas.map(shortPeerId).join(', ') : 'none'),
+    ...refused != null ? [field('refused by', refused)] : [],
+    field('shards', `${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.running} running, ${s.shards.leased} leased, ${s.shards.pending} pending, of ${s.shards.total}`),
+    field('progress', `${(s.progress * 100).toFixed(1)}%${FINAL.has(s.state) ? '' : `, ${s.rate.toFixed(1)} shards/s, ETA ${duration(s.etaMs)}`}`),
+    field('created', `${new Date(s.createdAt).toISOString()} (${ago(s.createdAt)})`),
+    field('took', s.startedAt != null ? duration((s.endedAt ?? Date.now()) - s.startedAt) : '-'),
+    field('run dir', s.runDir)
   ]
   if (s.workers.length > 0) {
     const t = new Table({ head: ['WORKER', 'DONE', 'FAILED', 'BUSY'], style: { head: [], border: [], compact: true } })
@@ -98,9 +117,9 @@ function printStatus (s: CampaignStatus): void {
   process.stdout.write(out.join('\n') + '\n')
 }
 
-function printList (list: CampaignStatus[]): void {
+function printList (list: CampaignStatus[], empty: string): void {
   if (list.length === 0) {
-    process.stdout.write('no campaigns; submit one with: zp submit campaign.yaml\n')
+    process.stdout.write(empty + '\n')
     return
   }
   const t = new Table({ head: ['ID', 'NAME', 'STATE', 'PROGRESS', 'SHARDS', 'FAILED', 'CREATED', 'TOOK'], style: { head: [], border: [], compact: true } })
@@ -144,7 +163,7 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
         if (flags.watch === true) throw new UsageError('--watch needs a campaign id')
         const active = (await api.get<CampaignStatus[]>('/v1/campaigns')).filter(s => !FINAL.has(s.state))
         if (flags.json === true) process.stdout.write(JSON.stringify(active, null, 2) + '\n')
-        else printList(active)
+        else printList(active, 'no campaign is running on this node (\'zp runs\' lists the finished ones); submit one with: zp submit campaign.yaml')
         return
       }
       const status = flags.watch === true ? await follow(api, id) : await api.get<CampaignStatus>(`/v1/campaigns/${id}`)
@@ -199,6 +218,6 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
     .action(async (flags: Record<string, unknown>) => {
       const list = await (await client(flags)).get<CampaignStatus[]>('/v1/campaigns')
       if (flags.json === true) process.stdout.write(JSON.stringify(list, null, 2) + '\n')
-      else printList(list)
+      else printList(list, 'this node has coordinated no campaign; submit one with: zp submit campaign.yaml')
     })
 }

@@ -100,7 +100,9 @@ export const ReplicaRequestSchema = z.discriminatedUnion('type', [
   /** a replica asks the others to make it coordinator for `term` */
   z.object({ type: z.literal('vote'), campaignId: CampaignId, term: Term, candidate: PeerId, lastTerm: Term, seq: Seq }),
   /** anyone: who coordinates this campaign, as far as this node knows */
-  z.object({ type: z.literal('lookup'), campaignId: CampaignId })
+  z.object({ type: z.literal('lookup'), campaignId: CampaignId }),
+  /** anyone: the campaign's results as this node holds them, offered to the asker as a blob */
+  z.object({ type: z.literal('export'), campaignId: CampaignId, format: z.enum(['jsonl', 'csv']) })
 ])
 export type ReplicaRequest = z.infer<typeof ReplicaRequestSchema>
 
@@ -131,6 +133,10 @@ export const LookupReplySchema = z.object({
   name: z.string().optional()
 }).nullable()
 export type LookupReply = z.infer<typeof LookupReplySchema>
+
+/** The export, ready to fetch; null when this node holds no copy of the campaign. */
+export const ExportReplySchema = z.object({ blob: BlobRefSchema }).nullable()
+export type ExportReply = z.infer<typeof ExportReplySchema>
 
 /** Inline batches stay well under the actor frame limit; larger ones travel as a blob. */
 export const MAX_INLINE_OPS_BYTES = 160 * 1024

@@ -43,6 +43,38 @@ describe('campaigns on an in-process mesh', () => {
   })
 })
 
+describe('any node, any coordinator', () => {
+  it('status and results work on a node that neither coordinates the campaign nor holds a replica of it', async () => {
+    const [a, b] = await threeNodes()
+    // no replicas: b holds nothing of it, so its answers come from a
+    const file = await campaignFile('elsewhere', { replicas: 0, shards: { iterations: { total: 120, perShard: 10, seed: 3 } } })
+    const s = await a!.campaigns.submit({ file })
+    await finished(a!, s.id)
+    expect(await b!.campaigns.status(s.id)).toMatchObject({ id: s.id, state: 'SUCCEEDED', coordinator: a!.peerId, shards: { done: 12 } })
+    for (const format of ['jsonl', 'csv'] as const) {
+      const there = await exported(a!, s.id, format)
+      expect(there.trim().split('\n').length).toBe(format === 'csv' ? 121 : 120)
+      expect(await exported(b!, s.id, format)).toBe(there)
+    }
+    expect(await b!.campaigns.results('c-nosuchcampaign', 'jsonl')).toBeNull()
+  })
+
+  it('a campaign submitted on a node its peers do not trust runs there alone, and its status names the peers that refused', async () => {
+    // b and c joined through a: they trust a, not each other
+    const [a, b, c] = await threeNodes()
+    const file = await campaignFile('untrusted', { shards: { iterations: { total: 200, perShard: 10, seed: 5 } }, params: { slowMs: 20 } })
+    const s = await b!.campaigns.submit({ file })
+    const refused = await waitFor(async () => {
+      const st = await b!.campaigns.status(s.id)
+      return (st?.refusedBy ?? []).length >= 2 ? st : undefined
+    }, { timeoutMs: 30_000, what: 'a and c to refuse b\'s shards and replicas' })
+    expect(refused.refusedBy!.slice().sort()).toEqual([a!.peerId, c!.peerId].sort())
+    const done = await finished(b!, s.id)
+    expect(done).toMatchObject({ state: 'SUCCEEDED', shards: { done: 20 }, replicas: [] })
+    expect(done.workers.map(w => w.name)).toEqual(['b'])
+  })
+})
+
 describe('campaign semantics', () => {
   it('exports byte-identical results on one node and on three', async () => {
     const file = await campaignFile('identical', { shards: { grid: { parameters: { x: [1, 2, 3, 4, 5], y: ['a', 'b', 'c'] }, perShard: 2, seed: 3 } } })

@@ -87,6 +87,9 @@ describe('the examples on a 3-node mesh of real processes', () => {
     const jsonl3 = await results(nodes[1]!, three.status.id)
     const csv3 = await results(nodes[1]!, three.status.id, 'csv')
     expect(jsonl3.trim().split('\n')).toHaveLength(81)
+    // any node gives the same export (these hold replicas; test/mesh covers a node that holds nothing)
+    expect(await results(nodes[0]!, three.status.id)).toBe(jsonl3)
+    expect(await results(nodes[2]!, three.status.id, 'csv')).toBe(csv3)
     const solo = await createProcessMesh()
     try {
       const only = await solo.start('solo', { args: ['--slots', '1'] })
