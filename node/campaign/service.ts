@@ -65,6 +65,9 @@ export class CampaignService implements CampaignApi {
   readonly #runners: Runners
   readonly #coordinator: { peer: string, name: string }
   readonly #worker: { peer: string, name: string }
+  /** exports made for peers (`zp results` on a node holding no copy): how many are out per blob */
+  readonly #exportsHeld = new Map<string, number>()
+  #exports = 0
 
   constructor (init: CampaignServiceInit) {
     this.#init = init
@@ -111,7 +114,20 @@ export class CampaignService implements CampaignApi {
         const rows = await this.#heldResults(id, format)
         if (rows == null) return null
         const ref = await blobs.store.putStream(utf8Chunks(rows), `${id}.${format}`)
-        access.grant(`export:${ref.hash}`, peer, [ref.hash])
+        const scope = `export:${ref.hash}:${++this.#exports}`
+        access.grant(scope, peer, [ref.hash])
+        this.#exportsHeld.set(ref.hash, (this.#exportsHeld.get(ref.hash) ?? 0) + 1)
+        // an export is made for one fetch: gone once the asker has had time for it
+        setTimeout(() => {
+          access.revoke(scope)
+          const left = (this.#exportsHeld.get(ref.hash) ?? 1) - 1
+          if (left > 0) {
+            this.#exportsHeld.set(ref.hash, left)
+            return
+          }
+          this.#exportsHeld.delete(ref.hash)
+          blobs.store.remove(ref.hash).catch((err: unknown) => { init.log.warn({ campaign: id, err: describeError(err) }, 'cannot remove an export made for a peer') })
+        }, EXPORT_TIMEOUT_MS * 2).unref()
         return ref
       },
       takeover: async (msg) => { await init.host.tell(this.#coordinator, { type: 'takeover', ...msg } satisfies CoordinatorMessage) }
@@ -233,7 +249,7 @@ export class CampaignService implements CampaignApi {
         }
         const { hash, size, name } = reply.blob
         const path = await this.#init.blobs.fetch(peer, { hash, size, name }, { signal: AbortSignal.timeout(EXPORT_TIMEOUT_MS) })
-        return createReadStream(path, { encoding: 'utf8' })
+        return readThenRemove(path, async () => { await this.#init.blobs.store.remove(hash) })
       } catch (err) {
         failures.push(`${peer}: ${describeError(err)}`)
       }
@@ -276,6 +292,15 @@ export class CampaignService implements CampaignApi {
 
   async stop (): Promise<void> {
     await Promise.all([this.#runners.module.close(), this.#runners.exec.close(), this.#runners.onnx.close()])
+  }
+}
+
+/** A fetched export's text; the file goes once it has been read (or the reader stopped). */
+async function * readThenRemove (path: string, remove: () => Promise<void>): AsyncGenerator<string> {
+  try {
+    for await (const chunk of createReadStream(path, { encoding: 'utf8' })) yield chunk as string
+  } finally {
+    await remove().catch(() => {})
   }
 }
 

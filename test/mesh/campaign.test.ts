@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ZpNode } from '../../node/node.ts'
@@ -51,11 +53,16 @@ describe('any node, any coordinator', () => {
     const s = await a!.campaigns.submit({ file })
     await finished(a!, s.id)
     expect(await b!.campaigns.status(s.id)).toMatchObject({ id: s.id, state: 'SUCCEEDED', coordinator: a!.peerId, shards: { done: 12 } })
+    const blobsOfB = async (): Promise<string[]> => (await readdir(b!.blobs.store.dir, { recursive: true, withFileTypes: true }))
+      .filter(e => e.isFile()).map(e => join(e.parentPath, e.name)).sort()
+    const before = await blobsOfB()
     for (const format of ['jsonl', 'csv'] as const) {
       const there = await exported(a!, s.id, format)
       expect(there.trim().split('\n').length).toBe(format === 'csv' ? 121 : 120)
       expect(await exported(b!, s.id, format)).toBe(there)
     }
+    // the fetched exports were read out and removed, not kept in b's blob store
+    expect(await blobsOfB()).toEqual(before)
     expect(await b!.campaigns.results('c-nosuchcampaign', 'jsonl')).toBeNull()
   })
 
