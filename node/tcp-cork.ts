@@ -1,0 +1,71 @@
+import type { Socket } from 'node:net'
+import { tcp, type TCPComponents, type TCPOptions } from '@libp2p/tcp'
+import type { MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
+
+/**
+ * `@libp2p/tcp`, with each connection's socket writes gathered per tick.
+ *
+ * A message leaves through several layers that each write their own pieces
+ * (a yamux header, the data, a Noise length prefix, the ciphertext, window
+ * updates), and `@libp2p/tcp` hands every piece to `socket.write`, which
+ * makes a system call each. Corking the socket on the first write of a tick
+ * and uncorking it on the next turns them into one `writev`. Nothing waits:
+ * the bytes go out when the current tick's work is done, as before.
+ */
+export function corkedTcp (init: TCPOptions = {}): (components: TCPComponents) => Transport {
+  const make = tcp(init)
+  return (components) => {
+    const inner = make(components)
+    return new Proxy(inner, {
+      get (target, prop) {
+        if (prop === 'dial') {
+          return async (ma: Parameters<Transport['dial']>[0], options: Parameters<Transport['dial']>[1]) =>
+            await target.dial(ma, { ...options, upgrader: corking(options.upgrader) })
+        }
+        if (prop === 'createListener') {
+          return (options: Parameters<Transport['createListener']>[0]) => target.createListener({ ...options, upgrader: corking(options.upgrader) })
+        }
+        const value: unknown = Reflect.get(target, prop, target)
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      }
+    })
+  }
+}
+
+/** The upgrader, corking each raw connection before it is upgraded. */
+function corking (upgrader: Upgrader): Upgrader {
+  return new Proxy(upgrader, {
+    get (target, prop) {
+      if (prop === 'upgradeInbound' || prop === 'upgradeOutbound') {
+        return async (maConn: MultiaddrConnection, opts: unknown) => {
+          corkWrites(maConn)
+          return await (target[prop] as (c: MultiaddrConnection, o: unknown) => Promise<unknown>).call(target, maConn, opts)
+        }
+      }
+      const value: unknown = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+    }
+  })
+}
+
+type Sendable = MultiaddrConnection & { socket?: Socket, sendData?: (data: unknown) => unknown }
+
+/** Wraps the connection's `sendData` (one `socket.write` per piece) in a cork that lasts until the next tick. */
+export function corkWrites (maConn: MultiaddrConnection): boolean {
+  const conn = maConn as Sendable
+  const socket = conn.socket
+  const send = conn.sendData
+  if (socket == null || typeof socket.cork !== 'function' || typeof send !== 'function') return false
+  conn.sendData = (data: unknown) => {
+    if (socket.writableCorked === 0 && !socket.destroyed) {
+      socket.cork()
+      process.nextTick(uncork, socket)
+    }
+    return send.call(conn, data)
+  }
+  return true
+}
+
+function uncork (socket: Socket): void {
+  if (socket.writableCorked > 0) socket.uncork()
+}
