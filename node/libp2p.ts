@@ -25,6 +25,14 @@ export const STREAM_READ_BUFFER_BYTES = 2 * STREAM_WINDOW_BYTES
  */
 export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 100
 
+/**
+ * `@libp2p/pnet` 3.0.27 encrypts whatever its send queue holds in one piece,
+ * and its xsalsa20 fails on pieces above about 640 KB (fixed upstream, not
+ * released). The queue grows past that whenever the socket pushes back, so
+ * the protected stream is told to send at most this much at a time.
+ */
+export const PSK_MAX_CHUNK_BYTES = 256 * 1024
+
 export type MeshLibp2p = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
 
 export interface Libp2pOptions {
@@ -47,7 +55,7 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
     connectionEncrypters: [noise()],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND },
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],
-    ...(opts.psk != null ? { connectionProtector: preSharedKey({ psk: opts.psk }) } : {}),
+    ...(opts.psk != null ? { connectionProtector: pskProtector(opts.psk) } : {}),
     ...(opts.blocked != null ? { connectionGater: partitionGater(opts.blocked) } : {}),
     services: {
       identify: identify(),
@@ -60,6 +68,23 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
     },
     start: false
   })
+}
+
+type ProtectorFactory = ReturnType<typeof preSharedKey>
+
+/** The pre-shared-key protector, its protected streams sending at most PSK_MAX_CHUNK_BYTES per piece. */
+export function pskProtector (psk: Uint8Array): ProtectorFactory {
+  const factory = preSharedKey({ psk })
+  return () => {
+    const protector = factory()
+    const protect = protector.protect.bind(protector)
+    protector.protect = async (connection, options) => {
+      const stream = await protect(connection, options)
+      ;(stream as { maxMessageSize?: number }).maxMessageSize = PSK_MAX_CHUNK_BYTES
+      return stream
+    }
+    return protector
+  }
 }
 
 /** Refuses to dial, or finish a handshake with, the peers in `blocked` while they are in it. */

@@ -48,9 +48,18 @@ function corking (upgrader: Upgrader): Upgrader {
   })
 }
 
-type Sendable = MultiaddrConnection & { socket?: Socket, sendData?: (data: unknown) => unknown }
+interface SendResult { sentBytes: number, canSendMore: boolean }
+type Sendable = MultiaddrConnection & { socket?: Socket, sendData?: (data: unknown) => SendResult }
 
-/** Wraps the connection's `sendData` (one `socket.write` per piece) in a cork that lasts until the next tick. */
+/**
+ * Wraps the connection's `sendData` (one `socket.write` per piece) in a cork
+ * that lasts until the next tick. A corked socket holds what it is given, so
+ * its buffer can pass the high-water mark within a tick and `write` then says
+ * "full" although the network is not: that would stall the streams above and
+ * let them gather large chunks (which `@libp2p/pnet` 3.0.27 corrupts). So a
+ * tick that has gathered that much is sent at once, and the caller is told
+ * what the socket really holds afterwards.
+ */
 export function corkWrites (maConn: MultiaddrConnection): boolean {
   const conn = maConn as Sendable
   const socket = conn.socket
@@ -61,7 +70,12 @@ export function corkWrites (maConn: MultiaddrConnection): boolean {
       socket.cork()
       process.nextTick(uncork, socket)
     }
-    return send.call(conn, data)
+    const result = send.call(conn, data)
+    if (!result.canSendMore && socket.writableCorked > 0) {
+      socket.uncork()
+      return { sentBytes: result.sentBytes, canSendMore: socket.writableLength < socket.writableHighWaterMark }
+    }
+    return result
   }
   return true
 }
