@@ -25,8 +25,7 @@ export function corkedTcp (init: TCPOptions = {}): (components: TCPComponents) =
         if (prop === 'createListener') {
           return (options: Parameters<Transport['createListener']>[0]) => target.createListener({ ...options, upgrader: corking(options.upgrader) })
         }
-        const value: unknown = Reflect.get(target, prop, target)
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+        return forward(target, prop)
       }
     })
   }
@@ -42,10 +41,15 @@ function corking (upgrader: Upgrader): Upgrader {
           return await (target[prop] as (c: MultiaddrConnection, o: unknown) => Promise<unknown>).call(target, maConn, opts)
         }
       }
-      const value: unknown = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+      return forward(target, prop)
     }
   })
+}
+
+/** What a proxy passes through: the target's property, its methods bound to it. */
+function forward (target: object, prop: string | symbol): unknown {
+  const value: unknown = Reflect.get(target, prop, target)
+  return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
 }
 
 interface SendResult { sentBytes: number, canSendMore: boolean }
@@ -60,11 +64,12 @@ type Sendable = MultiaddrConnection & { socket?: Socket, sendData?: (data: unkno
  * tick that has gathered that much is sent at once, and the caller is told
  * what the socket really holds afterwards.
  */
-export function corkWrites (maConn: MultiaddrConnection): boolean {
+function corkWrites (maConn: MultiaddrConnection): void {
   const conn = maConn as Sendable
   const socket = conn.socket
   const send = conn.sendData
-  if (socket == null || typeof socket.cork !== 'function' || typeof send !== 'function') return false
+  // not @libp2p/tcp's connection as we know it: left as it is (test/mesh/transport.test.ts notices)
+  if (socket == null || typeof socket.cork !== 'function' || typeof send !== 'function') return
   conn.sendData = (data: unknown) => {
     if (socket.writableCorked === 0 && !socket.destroyed) {
       socket.cork()
@@ -77,7 +82,6 @@ export function corkWrites (maConn: MultiaddrConnection): boolean {
     }
     return result
   }
-  return true
 }
 
 function uncork (socket: Socket): void {
