@@ -41,8 +41,7 @@ export function campaignRoutes (api: CampaignApi) {
         return c.json(await api.submit(body.data), 201)
       } catch (err) {
         if ((err as Error).name === 'CampaignFileError') return c.json({ error: 'invalid_campaign', message: (err as Error).message }, 400)
-        if ((err as Error).name === 'UnavailableError') return c.json({ error: 'unavailable', message: (err as Error).message }, 503)
-        throw err
+        return unavailable(c, err)
       }
     })
     app.get('/v1/campaigns', async c => c.json(await api.list()))
@@ -80,8 +79,7 @@ export function campaignRoutes (api: CampaignApi) {
       try {
         rows = await api.results(c.req.param('id'), format.data)
       } catch (err) {
-        if ((err as Error).name === 'UnavailableError') return c.json({ error: 'unavailable', message: (err as Error).message }, 503)
-        throw err
+        return unavailable(c, err)
       }
       if (rows == null) return notFound(c, c.req.param('id'), 'mesh')
       c.header('content-type', format.data === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
@@ -90,6 +88,12 @@ export function campaignRoutes (api: CampaignApi) {
       })
     })
   }
+}
+
+/** 503 for an UnavailableError (the node or its peers cannot do it now); anything else is rethrown. */
+function unavailable (c: { json: (body: unknown, status: 503) => Response }, err: unknown): Response {
+  if ((err as Error).name === 'UnavailableError') return c.json({ error: 'unavailable', message: (err as Error).message }, 503)
+  throw err
 }
 
 /** `mesh`: the lookup asked the live peers too (status, results); else only this node's coordinator was asked. */
