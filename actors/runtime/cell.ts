@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { backoffDelay } from '../../protocols/common/backoff.ts'
 import { ActorFailedError, ActorStoppingError, AskTimeoutError, describeError, isActorError, UnavailableError } from './errors.ts'
 import { Mailbox } from './mailbox.ts'
-import { Later, type ActorContext, type ActorDefinition, type Behavior, type MessageMeta, type SupervisionPolicy } from './types.ts'
+import { Later, type ActorContext, type ActorDefinition, type Behavior, type Clock, type HostContext, type MessageMeta, type SupervisionPolicy } from './types.ts'
 
 export const DEFAULT_SUPERVISION: SupervisionPolicy = {
   maxRestarts: 5,
@@ -45,16 +45,21 @@ export class Cell {
   #policy: SupervisionPolicy
   #crashes: number[] = []
   #processing = false
-  #restartTimer: ReturnType<typeof setTimeout> | undefined
-  readonly #ctx: ActorContext
+  #restartTimer: unknown
+  readonly #ctx: HostContext
+  readonly #clock: Clock
   readonly #log: Logger
   readonly #onStopped: (cell: Cell) => void
+  /** the current incarnation's lifetime and timers: ended on stop and on every restart */
+  #life = new AbortController()
+  readonly #timers = new Set<unknown>()
 
-  constructor (init: { name: string, def: ActorDefinition<any>, parent?: Cell, ctx: ActorContext, onStopped: (cell: Cell) => void }) {
+  constructor (init: { name: string, def: ActorDefinition<any>, parent?: Cell, ctx: HostContext, clock: Clock, onStopped: (cell: Cell) => void }) {
     this.name = init.name
     this.def = init.def
     this.parent = init.parent
     this.#ctx = init.ctx
+    this.#clock = init.clock
     this.#log = init.ctx.log
     this.#onStopped = init.onStopped
     this.#policy = {
@@ -67,7 +72,46 @@ export class Cell {
 
   /** Builds the first behaviour; separate from construction so `create` may spawn children of this cell. */
   start (): void {
-    this.#behavior = this.def.create(this.#ctx)
+    this.#behavior = this.def.create(this.#incarnation())
+  }
+
+  /** A context for a new behaviour: a fresh lifetime signal and no timers. */
+  #incarnation (): ActorContext {
+    this.#life = new AbortController()
+    const life = this.#life
+    const schedule = (ms: number, msg: unknown, repeat: boolean): () => void => {
+      let handle: unknown
+      const fire = (): void => {
+        this.#timers.delete(handle)
+        if (life.signal.aborted) return
+        if (repeat) arm()
+        this.offer({ msg, meta: { from: this.#ctx.self.peer, kind: 'tell', self: this.#ctx.self } })
+      }
+      const arm = (): void => {
+        handle = this.#clock.setTimeout(fire, ms)
+        this.#timers.add(handle)
+      }
+      arm()
+      return () => {
+        this.#clock.clearTimeout(handle)
+        this.#timers.delete(handle)
+      }
+    }
+    return {
+      ...this.#ctx,
+      signal: life.signal,
+      timers: {
+        after: (ms, msg) => schedule(ms, msg, false),
+        every: (ms, msg) => schedule(ms, msg, true)
+      }
+    }
+  }
+
+  /** Ends the current incarnation: its signal fires and its timers stop. */
+  #endIncarnation (): void {
+    for (const handle of this.#timers) this.#clock.clearTimeout(handle)
+    this.#timers.clear()
+    this.#life.abort(new ActorStoppingError(`actor '${this.name}' ${this.state === 'stopped' ? 'stopped' : 'restarted'}`))
   }
 
   /** Queue without waiting; false when the mailbox is full. */
@@ -103,7 +147,7 @@ export class Cell {
       while (this.state === 'running') {
         const env = this.mailbox.shift()
         if (env == null) break
-        if (env.meta.signal?.aborted === true || (env.expiresAt != null && Date.now() > env.expiresAt)) {
+        if (env.meta.signal?.aborted === true || (env.expiresAt != null && this.#clock.now() > env.expiresAt)) {
           // nobody waits for the answer any more: do not spend the work
           env.reply?.reject(new AskTimeoutError(`ask to '${this.name}' was abandoned by its asker before the actor reached it`))
           continue
@@ -138,7 +182,7 @@ export class Cell {
   }
 
   #crash (err: unknown): void {
-    const now = Date.now()
+    const now = this.#clock.now()
     this.#crashes = this.#crashes.filter(t => now - t < this.#policy.withinMs)
     this.#crashes.push(now)
     const count = this.#crashes.length
@@ -152,7 +196,8 @@ export class Cell {
     const delayMs = backoffDelay(this.#policy.backoff, count)
     this.#log.warn({ actor: this.name, err: describeError(err), restart: count, delayMs }, 'actor crashed; restarting after backoff')
     this.state = 'restarting'
-    this.#restartTimer = setTimeout(() => { void this.#restart() }, delayMs)
+    this.#endIncarnation()
+    this.#restartTimer = this.#clock.setTimeout(() => { void this.#restart() }, delayMs)
   }
 
   async #restart (): Promise<void> {
@@ -161,7 +206,7 @@ export class Cell {
     await this.#stopChildren()
     await this.#callStopped()
     try {
-      this.#behavior = this.def.create(this.#ctx)
+      this.#behavior = this.def.create(this.#incarnation())
     } catch (err) {
       this.state = 'running'
       this.#crash(err)
@@ -187,7 +232,8 @@ export class Cell {
   async stop (): Promise<void> {
     if (this.state === 'stopped') return
     this.state = 'stopped'
-    if (this.#restartTimer != null) clearTimeout(this.#restartTimer)
+    if (this.#restartTimer != null) this.#clock.clearTimeout(this.#restartTimer)
+    this.#endIncarnation()
     await this.#stopChildren()
     for (const env of this.mailbox.drain()) {
       env.reply?.reject(new ActorStoppingError(`actor '${this.name}' stopped before handling the message`))

@@ -5,8 +5,9 @@ import { Cell, type Envelope } from './cell.ts'
 import {
   AbortError, ActorStoppingError, AskTimeoutError, InvalidMessageError, MailboxFullError, NoSuchActorError, NotAuthorizedError, PeerUnreachableError
 } from './errors.ts'
-import type {
-  ActorAddress, ActorContext, ActorDefinition, ActorRef, AskOptions, RemoteRequest, RemoteTransport, SendOptions, TrustPolicy
+import {
+  systemClock,
+  type ActorAddress, type ActorDefinition, type ActorRef, type AskOptions, type Clock, type HostContext, type RemoteRequest, type RemoteTransport, type SendOptions, type TrustPolicy
 } from './types.ts'
 
 export const DEFAULT_ASK_TIMEOUT_MS = 30_000
@@ -18,6 +19,8 @@ export interface ActorHostInit {
   trust: TrustPolicy
   /** absent: the host is local-only and remote addresses are unreachable */
   transport?: RemoteTransport
+  /** the actors' clock (default: the system's) */
+  clock?: Clock
 }
 
 /**
@@ -30,6 +33,7 @@ export class ActorHost {
   readonly #cells = new Map<string, Cell>()
   readonly #log: Logger
   readonly #trust: TrustPolicy
+  readonly #clock: Clock
   #transport: RemoteTransport | undefined
   #stopping = false
 
@@ -38,6 +42,7 @@ export class ActorHost {
     this.#log = init.logger
     this.#trust = init.trust
     this.#transport = init.transport
+    this.#clock = init.clock ?? systemClock
   }
 
   setTransport (transport: RemoteTransport): void {
@@ -57,9 +62,10 @@ export class ActorHost {
     }
     const address: ActorAddress = { peer: this.self, name }
     let cell: Cell | undefined
-    const ctx: ActorContext = {
+    const ctx: HostContext = {
       self: address,
       log: this.#log.child({ actor: name }),
+      now: () => this.#clock.now(),
       spawn: (child, childDef) => this.#spawn(child, childDef, cell),
       tell: async (to, msg, opts) => { await this.tell(to, msg, opts) },
       ask: async (to, msg, opts) => await this.ask(to, msg, opts)
@@ -69,6 +75,7 @@ export class ActorHost {
       def,
       parent,
       ctx,
+      clock: this.#clock,
       onStopped: (c) => {
         if (this.#cells.get(c.name) === c) this.#cells.delete(c.name)
         c.parent?.children.delete(c)
@@ -171,7 +178,7 @@ export class ActorHost {
       return {}
     }
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    const expiresAt = req.ttlMs != null ? Date.now() + req.ttlMs : undefined
+    const expiresAt = req.ttlMs != null ? this.#clock.now() + req.ttlMs : undefined
     await cell.put({ msg: parsed.data, meta: { from, kind: 'ask', self, signal: cancel }, reply: { resolve, reject }, expiresAt }, signal)
     return { reply: promise }
   }

@@ -84,13 +84,52 @@ export interface AskOptions<R = unknown> extends SendOptions {
   replySchema?: ZodType<R>
 }
 
+/**
+ * Time as actors see it. The host's clock, so a test can drive it (vitest's
+ * fake timers drive the system clock, which looks `Date.now` and `setTimeout`
+ * up at each call).
+ */
+export interface Clock {
+  now: () => number
+  setTimeout: (fn: () => void, ms: number) => unknown
+  clearTimeout: (handle: unknown) => void
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => { clearTimeout(handle as ReturnType<typeof setTimeout>) }
+}
+
+/**
+ * Timers owned by one incarnation of an actor: each delivers a message to the
+ * actor itself (so it is handled in mailbox order, like any other), and all of
+ * them stop when the behaviour stops or is replaced by a restart. A timer
+ * message that finds the mailbox full is dropped: timers carry ticks, which the
+ * next one repeats.
+ */
+export interface ActorTimers {
+  /** `msg` to this actor once, after `ms`; the returned function cancels it */
+  after: (ms: number, msg: unknown) => () => void
+  /** `msg` to this actor every `ms`; the returned function cancels it */
+  every: (ms: number, msg: unknown) => () => void
+}
+
 export interface ActorContext {
   readonly self: ActorAddress
   readonly log: Logger
+  /** aborted when this behaviour stops or is replaced by a restart: every wait and fetch it starts takes it */
+  readonly signal: AbortSignal
+  /** the host's clock */
+  now: () => number
+  readonly timers: ActorTimers
   spawn: <C>(name: string, def: ActorDefinition<C>) => ActorRef<C>
   tell: (to: ActorAddress, msg: unknown, opts?: SendOptions) => Promise<void>
   ask: <R = unknown>(to: ActorAddress, msg: unknown, opts?: AskOptions<R>) => Promise<R>
 }
+
+/** What the host gives a cell; the cell adds what belongs to each incarnation. */
+export type HostContext = Omit<ActorContext, 'signal' | 'timers'>
 
 export interface ActorRef<M = unknown> {
   readonly address: ActorAddress

@@ -294,3 +294,81 @@ describe('actor host: remote admission', () => {
     expect(handled).toBe(1)
   })
 })
+
+describe('actor context: lifetime, clock and timers', () => {
+  it('aborts the behaviour\'s signal on a restart and on stop; each incarnation gets a fresh one', async () => {
+    const h = host()
+    const signals: AbortSignal[] = []
+    const ref = h.spawn<string>('life', {
+      supervision: { backoff: { initialMs: 1, factor: 1, maxMs: 1 } },
+      create: (ctx) => {
+        signals.push(ctx.signal)
+        return { receive: (m) => { if (m === 'crash') throw new Error('boom'); return ctx.signal.aborted } }
+      }
+    })
+    await expect(ref.ask('crash')).rejects.toMatchObject({ name: 'ActorFailedError' })
+    expect(signals[0]!.aborted).toBe(true)
+    // the next ask waits for the restart, and the new behaviour is alive
+    expect(await ref.ask('alive?')).toBe(false)
+    expect(signals).toHaveLength(2)
+    expect(signals[1]!.aborted).toBe(false)
+    await h.stopActor('life')
+    expect(signals[1]!.aborted).toBe(true)
+  })
+
+  it('delivers timer messages through the mailbox, driven by fake time, and ends them with the incarnation', async () => {
+    vi.useFakeTimers()
+    const h = host()
+    const seen: Array<{ m: string, at: number }> = []
+    let incarnation = 0
+    const ref = h.spawn<string>('timed', {
+      supervision: { backoff: { initialMs: 10, factor: 1, maxMs: 10 } },
+      create: (ctx) => {
+        const mine = ++incarnation
+        if (mine === 1) {
+          ctx.timers.every(100, 'tick')
+          ctx.timers.after(250, 'once')
+        }
+        return {
+          receive: (m) => {
+            if (m === 'crash') throw new Error('boom')
+            seen.push({ m: `${m}#${mine}`, at: ctx.now() })
+          }
+        }
+      }
+    })
+    const start = Date.now()
+    await vi.advanceTimersByTimeAsync(350)
+    expect(seen.map(s => s.m)).toEqual(['tick#1', 'tick#1', 'once#1', 'tick#1'])
+    expect(seen.map(s => s.at - start)).toEqual([100, 200, 250, 300])
+    // a restart ends the first incarnation's timers: the second set none
+    await ref.tell('crash')
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(seen.filter(s => s.m.endsWith('#2'))).toEqual([])
+    expect(seen).toHaveLength(4)
+    await h.stop()
+  })
+
+  it('a cancelled timer never fires', async () => {
+    vi.useFakeTimers()
+    const h = host()
+    const seen: string[] = []
+    h.spawn<string>('cancel', {
+      create: (ctx) => {
+        const stop = ctx.timers.every(50, 'tick')
+        const never = ctx.timers.after(120, 'never')
+        ctx.timers.after(130, 'stop')
+        return {
+          receive: (m) => {
+            seen.push(m)
+            if (m === 'tick' && seen.length === 1) never()
+            if (m === 'stop') stop()
+          }
+        }
+      }
+    })
+    await vi.advanceTimersByTimeAsync(500)
+    expect(seen).toEqual(['tick', 'tick', 'stop'])
+    await h.stop()
+  })
+})
