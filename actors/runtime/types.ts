@@ -137,20 +137,8 @@ export interface ActorRef<M = unknown> {
   ask: <R = unknown>(msg: M, opts?: AskOptions<R>) => Promise<R>
 }
 
-/** A request as it leaves for another peer. */
-export interface RemoteRequest {
-  kind: 'tell' | 'ask'
-  to: string
-  body: unknown
-  /** how long the asker will still wait; the receiver skips the message once it has passed */
-  ttlMs?: number
-}
-
-/** The narrow interface the host needs from a wire transport (see protocols/actor). */
-export interface RemoteTransport {
-  /** resolves with the reply body of an ask, or undefined for a tell once it is written */
-  request: (peer: string, req: RemoteRequest, opts: { signal: AbortSignal }) => Promise<unknown>
-}
+/** The wire-facing request and transport are defined with the actor protocol. */
+export type { RemoteRequest, RemoteTransport } from '../../protocols/actor/types.ts'
 
 export interface TrustPolicy {
   isTrusted: (peer: string) => boolean

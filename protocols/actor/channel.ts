@@ -1,15 +1,14 @@
 import type { Logger } from 'pino'
 import type { Stream } from '@libp2p/interface'
-import {
-  ActorStoppingError, PeerUnreachableError, FrameTooLargeError, UnsupportedVersionError, errorForStatus, describeError, isActorError
-} from '../../actors/runtime/errors.ts'
-import type { RemoteRequest } from '../../actors/runtime/types.ts'
 import { decodeAs, encode } from '../common/codec.ts'
 import { waitForDrain } from '../common/drain.ts'
-import { FrameDecoder, frame } from '../common/framing.ts'
+import { describeError } from '../common/errors.ts'
+import { FrameReader, frame } from '../common/framing.ts'
 import { raceSignal } from '../common/signals.ts'
 import { ACTOR_PROTOCOL, ACTOR_WIRE_VERSION, DIAL_TIMEOUT_MS, MAX_FRAME_BYTES } from './constants.ts'
+import { ActorStoppingError, PeerUnreachableError, FrameTooLargeError, UnsupportedVersionError, errorForStatus, isActorError } from './errors.ts'
 import { ResponseSchema } from './schema.ts'
+import type { RemoteRequest } from './types.ts'
 
 export type OpenStream = (signal: AbortSignal) => Promise<Stream>
 
@@ -22,23 +21,25 @@ interface Pending {
  * The outbound half of `/zp/actor/1.0.0` towards one peer: a single long-lived
  * stream multiplexing many requests, correlated by id. One stream keeps the
  * order of tells from this node to any actor on that peer. When the stream
- * dies, every waiting ask fails with PeerUnreachableError and the next request
- * opens a fresh one.
+ * dies, or a reply on it stalls mid-frame, every waiting ask fails with
+ * PeerUnreachableError and the next request opens a fresh one.
  */
 export class ActorChannel {
   readonly peer: string
   readonly #open: OpenStream
   readonly #log: Logger
+  readonly #frameTimeoutMs: number
   #stream: Stream | undefined
   #opening: Promise<Stream> | undefined
   #nextId = 1
   readonly #pending = new Map<number, Pending>()
   #closed = false
 
-  constructor (peer: string, open: OpenStream, log: Logger) {
+  constructor (peer: string, open: OpenStream, log: Logger, frameTimeoutMs: number) {
     this.peer = peer
     this.#open = open
     this.#log = log
+    this.#frameTimeoutMs = frameTimeoutMs
   }
 
   get inFlight (): number {
@@ -111,12 +112,13 @@ export class ActorChannel {
       stream.abort(new Error('node stopping'))
       throw new ActorStoppingError('this node is stopping')
     }
-    const decoder = new FrameDecoder(MAX_FRAME_BYTES)
-    stream.addEventListener('message', (evt) => {
-      try {
-        for (const f of decoder.push(evt.data)) this.#onReply(f)
-      } catch (err) {
-        stream.abort(err as Error)
+    new FrameReader(stream, {
+      maxFrameBytes: MAX_FRAME_BYTES,
+      frameTimeoutMs: this.#frameTimeoutMs,
+      onFrame: (f) => { this.#onReply(f) },
+      onError: (err) => {
+        this.#log.warn({ peer: this.peer, err: describeError(err) }, 'resetting the actor stream to a peer whose replies cannot be read')
+        stream.abort(err)
       }
     })
     stream.addEventListener('close', (evt) => {

@@ -1,13 +1,15 @@
 import type { Logger } from 'pino'
 import type { Stream } from '@libp2p/interface'
-import { describeError, isActorError, type ActorStatus } from '../../actors/runtime/errors.ts'
-import type { RemoteRequest } from '../../actors/runtime/types.ts'
 import { decode, encode } from '../common/codec.ts'
-import { FrameDecoder, FrameTooLargeError, frame } from '../common/framing.ts'
+import { describeError } from '../common/errors.ts'
+import { FrameReader, FrameStalledError, FrameTooLargeError, frame } from '../common/framing.ts'
 import { pauseAfterDelivery } from '../common/pause.ts'
+import { deadline } from '../common/signals.ts'
 import { summarizeIssues } from '../common/validate.ts'
-import { ACTOR_WIRE_VERSION, INBOUND_HIGH_WATER, MAX_FRAME_BYTES } from './constants.ts'
+import { ACTOR_WIRE_VERSION, FRAME_READ_TIMEOUT_MS, INBOUND_HIGH_WATER, MAX_FRAME_BYTES } from './constants.ts'
+import { isActorError, type ActorStatus } from './errors.ts'
 import { RequestSchema, VersionProbeSchema } from './schema.ts'
+import type { RemoteRequest } from './types.ts'
 
 /** What the handler needs from the actor host. */
 export interface RemoteReceiver {
@@ -19,11 +21,11 @@ export interface RemoteReceiver {
  * strictly in order; while a mailbox is full the handler stops reading, the
  * stream pauses, and the sender's writes stall: backpressure end to end.
  * Nothing a peer sends can crash the node: bad frames get an error status
- * (id 0 when the frame could not be read at all), an unreadable length closes
- * the stream, and the node carries on.
+ * (id 0 when the frame could not be read at all), an unreadable length or a
+ * frame that stalls mid-way (`frameTimeoutMs`) closes the stream, and the node
+ * carries on.
  */
-export function handleActorStream (stream: Stream, from: string, receiver: RemoteReceiver, log: Logger): void {
-  const decoder = new FrameDecoder(MAX_FRAME_BYTES)
+export function handleActorStream (stream: Stream, from: string, receiver: RemoteReceiver, log: Logger, frameTimeoutMs = FRAME_READ_TIMEOUT_MS): void {
   const queue: Uint8Array[] = []
   const closed = new AbortController()
   let pumping = false
@@ -65,8 +67,12 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
     queue.length = 0
     log.warn({ peer: from, status, reason: message }, 'closing actor stream after a bad frame')
     respond(0, status, { message })
-    // flush the refusal, then reset: the peer must not keep this stream
-    void stream.close().catch(() => {}).finally(() => { stream.abort(new Error(message)) })
+    // flush the refusal, then reset: the peer must not keep this stream, even if it reads nothing either
+    const flush = deadline(frameTimeoutMs)
+    void stream.close({ signal: flush.signal }).catch(() => {}).finally(() => {
+      flush.clear()
+      stream.abort(new Error(message))
+    })
   }
 
   const admit = async (bytes: Uint8Array): Promise<void> => {
@@ -135,7 +141,7 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
         await admit(next)
         if (paused && queue.length < INBOUND_HIGH_WATER / 2) {
           paused = false
-          stream.resume()
+          reader.resume()
         }
       }
     } finally {
@@ -144,24 +150,26 @@ export function handleActorStream (stream: Stream, from: string, receiver: Remot
     closeWhenDone()
   }
 
-  stream.addEventListener('message', (evt) => {
-    if (refused) return
-    try {
-      for (const f of decoder.push(evt.data)) queue.push(f)
-    } catch (err) {
-      refuseAndClose(err instanceof FrameTooLargeError ? 'frame_too_large' : 'invalid_message', describeError(err))
-      return
+  const reader = new FrameReader(stream, {
+    maxFrameBytes: MAX_FRAME_BYTES,
+    frameTimeoutMs,
+    onFrame: (f) => {
+      queue.push(f)
+      if (!paused && queue.length >= INBOUND_HIGH_WATER) {
+        paused = true
+        pauseAfterDelivery(stream, () => paused)
+      }
+      void pump()
+    },
+    onError: (err) => {
+      const status: ActorStatus = err instanceof FrameTooLargeError ? 'frame_too_large' : err instanceof FrameStalledError ? 'timeout' : 'invalid_message'
+      refuseAndClose(status, describeError(err))
     }
-    if (!paused && queue.length >= INBOUND_HIGH_WATER) {
-      paused = true
-      pauseAfterDelivery(stream, () => paused)
-    }
-    void pump()
   })
 
   const reportTruncation = (): void => {
-    if (decoder.buffered > 0 && !refused) {
-      log.warn({ peer: from, bytes: decoder.buffered }, 'actor stream closed in the middle of a frame; partial frame dropped')
+    if (reader.buffered > 0 && !refused) {
+      log.warn({ peer: from, bytes: reader.buffered }, 'actor stream closed in the middle of a frame; partial frame dropped')
     }
   }
   stream.addEventListener('remoteCloseWrite', () => {

@@ -1,9 +1,5 @@
 import { z } from 'zod'
-
-const STATUSES = [
-  'ok', 'timeout', 'no_such_actor', 'peer_unreachable', 'not_authorized', 'invalid_message',
-  'unsupported_version', 'frame_too_large', 'actor_failed', 'mailbox_full', 'stopping', 'unavailable'
-] as const
+import { ACTOR_STATUSES } from './errors.ts'
 
 /** Only the version is read first, so a newer envelope is refused by version, not by shape. */
 export const VersionProbeSchema = z.object({ v: z.number() })
@@ -23,7 +19,7 @@ export type Request = z.infer<typeof RequestSchema>
 export const ResponseSchema = z.object({
   v: z.number().int(),
   id: z.number().int().nonnegative(),
-  status: z.enum(STATUSES),
+  status: z.enum(ACTOR_STATUSES),
   body: z.unknown().optional(),
   message: z.string().max(4096).optional()
 })
