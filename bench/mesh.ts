@@ -11,6 +11,8 @@ import { WORKER_CAPABILITY } from './worker-role.ts'
 // Meshes of real zp-node processes on loopback for the campaign and onnx suites, and the timing of a campaign through the control API.
 
 const WORKER_PLUGIN = fileURLToPath(new URL('./worker-role.ts', import.meta.url))
+/** the fixture modules the suites' campaigns name */
+const CAMPAIGN_FIXTURES = fileURLToPath(new URL('../test/fixtures/campaigns', import.meta.url))
 const READY_TIMEOUT_MS = 60_000
 const CAMPAIGN_TIMEOUT_MS = 300_000
 /** status polls; the end time comes from the coordinator's endedAt, so this only bounds how late the bench notices */
@@ -51,7 +53,7 @@ export interface MeshOptions {
  * Resolves once the coordinator lists every node alive with its capabilities.
  */
 export async function startMesh (opts: MeshOptions, stack: AsyncDisposableStack): Promise<BenchMesh> {
-  const args = ['--no-onnx-probe', ...(opts.args ?? [])]
+  const args = ['--no-onnx-probe', '--data-root', CAMPAIGN_FIXTURES, ...(opts.args ?? [])]
   const coordinator = await spawnNode({ name: 'coordinator', dataDir: join(opts.dir, 'coordinator'), args }, stack)
   const info = await coordinator.ready({ signal: opts.signal })
   const workers: LocalNode[] = []

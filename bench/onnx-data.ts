@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { open, readFile } from 'node:fs/promises'
 import ort from 'onnxruntime-node'
-import { CsvCursor } from '../actors/worker/runners/csv.ts'
+import { CsvCursor } from '../protocols/campaign/csv.ts'
 
 // The onnx suite's data set, and the raw ONNX Runtime pipeline the mesh is compared with.
 

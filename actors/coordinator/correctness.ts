@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { parseCsvLine } from '../../node/campaign/dataset.ts'
+import { CsvCursor } from '../../protocols/campaign/csv.ts'
 import type { DataSet } from '../../protocols/campaign/spec.ts'
 
 export interface CorrectnessReport {
@@ -17,6 +17,7 @@ export interface CorrectnessReport {
 }
 
 const WORST = 5
+const CHUNK_BYTES = 64 * 1024
 
 /**
  * Compares an ONNX campaign's outputs with a reference column, row by row,
@@ -40,13 +41,10 @@ export async function correctness (opts: {
   let maxAbs = 0
   let sumAbs = 0
   const worst: CorrectnessReport['worst'] = []
-  const columnIndex = opts.reference.columns?.indexOf(opts.column) ?? -1
-  let headerSkipped = opts.reference.format !== 'csv'
-  const lines = createInterface({ input: createReadStream(opts.referencePath), crlfDelay: Infinity })
-  for await (const line of lines) {
-    if (line.trim() === '') continue
-    if (!headerSkipped) { headerSkipped = true; continue }
-    const expected = Number(opts.reference.format === 'csv' ? parseCsvLine(line)[columnIndex] : (JSON.parse(line) as Record<string, unknown>)[opts.column])
+  const expectedValues = opts.reference.format === 'csv'
+    ? csvColumn(opts.referencePath, opts.reference.columns?.indexOf(opts.column) ?? -1)
+    : jsonlKey(opts.referencePath, opts.column)
+  for await (const expected of expectedValues) {
     if (present[row] !== 1) {
       missing++
       worst.push({ row, expected, got: null, absError: Infinity })
@@ -73,6 +71,36 @@ export async function correctness (opts: {
     maxAbsError: maxAbs,
     meanAbsError: compared === 0 ? 0 : sumAbs / compared,
     worst: worst.filter(w => w.absError > 0)
+  }
+}
+
+/** The numbers in one column of a CSV with a header, row by row, read as workers read their slices. */
+async function * csvColumn (path: string, index: number): AsyncGenerator<number> {
+  const cursor = new CsvCursor()
+  let header = true
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: CHUNK_BYTES })
+  try {
+    for await (const chunk of stream as AsyncIterable<string>) {
+      cursor.feed(chunk, false)
+      yield * records()
+    }
+    cursor.feed('', true)
+    yield * records()
+  } finally {
+    stream.destroy()
+  }
+  function * records (): Generator<number> {
+    while (cursor.next()) {
+      if (header) header = false
+      else yield index >= 0 && index < cursor.fieldCount ? cursor.number(index) : NaN
+    }
+  }
+}
+
+/** The values of one key of a JSONL file, row by row (blank lines are no row, as for workers). */
+async function * jsonlKey (path: string, key: string): AsyncGenerator<number> {
+  for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+    if (line.trim() !== '') yield Number((JSON.parse(line) as Record<string, unknown>)[key])
   }
 }
 

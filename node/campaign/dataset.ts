@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import { CsvCursor, CsvSyntaxError } from '../../protocols/campaign/csv.ts'
 
 export interface DataSetIndex {
   format: 'csv' | 'jsonl'
@@ -28,102 +29,98 @@ export class DataSetError extends Error {
   override name = 'DataSetError'
 }
 
-const NL = 0x0a
-const QUOTE = 0x22
+/** The records of a data set, found in text fed chunk by chunk (CsvCursor, or JsonlLines). */
+interface RecordCursor {
+  feed: (chunk: string, last: boolean) => void
+  /** to the next record, keeping its text (the CSV header, the first JSONL row) */
+  next: () => boolean
+  /** to the next record, only finding where it starts */
+  skip: () => boolean
+  readonly start: number
+  readonly consumed: number
+}
 
 /**
  * Reads the data set once, streaming: counts rows, reads the CSV header,
  * records shard boundaries every `perShard` rows and hashes each shard's
- * bytes. Rows end at a newline outside double quotes (CSV fields may hold
- * newlines when quoted); newlines are found with indexOf, so a large file
- * costs about what reading it costs.
+ * bytes. CSV records are found by the same CsvCursor that workers read their
+ * slices with, so a shard's byte range holds exactly its rows. The file is
+ * decoded as latin1, one character per byte, so the cursor's offsets are
+ * byte offsets (every CSV delimiter is ASCII, which UTF-8 never uses inside
+ * a longer character); the header's text is decoded as UTF-8 afterwards.
  */
 export async function scanDataSet (path: string, format: 'csv' | 'jsonl', perShard: number, signal?: AbortSignal, copyTo?: ChunkSink): Promise<DataSetIndex> {
   const offsets: number[] = []
   const sliceHashes: string[] = []
   let rows = 0
-  let header: string | undefined
+  let columns: string[] | undefined
   let firstRow: string | undefined
-  let lineStart = 0
-  let lineHasContent = false
-  let inQuotes = false
-  /** bytes of the current line, kept only while the header or the first JSONL row is being read */
-  let captured: Buffer[] = []
-  /** the shard being hashed, and how far into the file its hash has been fed */
+  /** the shard being hashed, and how far into the file bytes have been hashed or passed over */
   let hash: Hash | undefined
   let fedUpTo = 0
   const chunks: Array<{ start: number, buf: Buffer }> = []
 
-  /** Feeds file bytes [from, to) to `h`, from the chunks still held. */
-  const feed = (h: Hash | undefined, from: number, to: number): void => {
+  /** Feeds file bytes [fedUpTo, to) to `h` (none: passes over them), from the chunks still held. */
+  const feed = (h: Hash | undefined, to: number): void => {
     for (const c of chunks) {
-      const a = Math.max(from, c.start)
+      const a = Math.max(fedUpTo, c.start)
       const b = Math.min(to, c.start + c.buf.length)
       if (a < b && h != null) h.update(c.buf.subarray(a - c.start, b - c.start))
     }
     fedUpTo = Math.max(fedUpTo, to)
   }
-  const capturing = (): boolean => (format === 'csv' && header == null) || (format === 'jsonl' && rows === 0)
-
-  const endLine = (end: number): void => {
-    if (lineHasContent) {
-      if (format === 'csv' && header == null) {
-        header = Buffer.concat(captured).toString('utf8')
-        feed(undefined, fedUpTo, end)
-      } else {
-        if (rows % perShard === 0) {
-          // a new shard begins at this line: close the previous one's hash
-          feed(hash, fedUpTo, lineStart)
-          if (hash != null) sliceHashes.push(hash.digest('hex'))
-          hash = createHash('sha256')
-          offsets.push(lineStart)
-        }
-        if (format === 'jsonl' && rows === 0) firstRow = Buffer.concat(captured).toString('utf8')
-        rows++
+  const csv = format === 'csv' ? new CsvCursor() : undefined
+  const jsonl = csv == null ? new JsonlLines() : undefined
+  const records: RecordCursor = csv ?? jsonl!
+  /** Takes every record the text fed so far completes. */
+  const take = (): void => {
+    for (;;) {
+      const header = csv != null && columns == null
+      const keepText = header || (jsonl != null && rows === 0)
+      if (!(keepText ? records.next() : records.skip())) return
+      if (header) {
+        columns = Array.from({ length: csv.fieldCount }, (_, i) => utf8(csv.field(i)).trim())
+        continue
       }
+      if (rows % perShard === 0) {
+        // a new shard begins at this record: close the previous one's hash
+        feed(hash, records.start)
+        if (hash != null) sliceHashes.push(hash.digest('hex'))
+        hash = createHash('sha256')
+        offsets.push(records.start)
+      }
+      if (keepText) firstRow = utf8(jsonl!.text)
+      rows++
     }
-    captured = []
-    lineStart = end
-    lineHasContent = false
   }
 
   let pos = 0
   const stream = createReadStream(path, { highWaterMark: 1 << 20, signal })
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    // the copy into the blob store is written while this chunk is scanned: one read of the file serves both
-    const copying = copyTo?.write([chunk])
-    chunks.push({ start: pos, buf: chunk })
-    // the next quote at or after i: found once and carried forward, so a chunk is searched for quotes once
-    let quote = format === 'csv' ? chunk.indexOf(QUOTE) : -1
-    let i = 0
-    while (i < chunk.length) {
-      const nl = chunk.indexOf(NL, i)
-      const end = nl === -1 ? chunk.length : nl
-      while (quote !== -1 && quote < end) {
-        inQuotes = !inQuotes
-        quote = chunk.indexOf(QUOTE, quote + 1)
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      // the copy into the blob store is written while this chunk is scanned: one read of the file serves both
+      const copying = copyTo?.write([chunk])
+      try {
+        chunks.push({ start: pos, buf: chunk })
+        records.feed(chunk.toString('latin1'), false)
+        take()
+        pos += chunk.length
+        // hash what is settled, and forget chunks no open record or shard still needs
+        feed(hash, records.consumed)
+        while (chunks.length > 0 && chunks[0]!.start + chunks[0]!.buf.length <= fedUpTo) chunks.shift()
+      } finally {
+        // awaited when the scan fails too: a write left running could fail with nobody to hear it
+        await copying
       }
-      if (!lineHasContent) lineHasContent = hasContent(chunk, i, end)
-      if (capturing()) captured.push(chunk.subarray(i, end))
-      if (nl === -1) break
-      i = nl + 1
-      if (inQuotes) {
-        if (capturing()) captured.push(chunk.subarray(nl, nl + 1))
-        continue
-      }
-      endLine(pos + nl + 1)
     }
-    pos += chunk.length
-    // hash what is settled, and forget chunks no open line or shard still needs
-    if (hash != null) feed(hash, fedUpTo, lineStart)
-    const keepFrom = Math.min(lineStart, fedUpTo)
-    while (chunks.length > 0 && chunks[0]!.start + chunks[0]!.buf.length <= keepFrom) chunks.shift()
-    await copying
+    records.feed('', true)
+    take()
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw new DataSetError(`${path}: not valid CSV: ${err.message}`)
+    throw err
   }
-  if (inQuotes) throw new DataSetError(`${path}: a quoted CSV field is never closed (row ${rows + 1})`)
-  endLine(pos)
   if (hash != null) {
-    feed(hash, fedUpTo, pos)
+    feed(hash, pos)
     sliceHashes.push(hash.digest('hex'))
   }
   offsets.push(pos)
@@ -131,14 +128,15 @@ export async function scanDataSet (path: string, format: 'csv' | 'jsonl', perSha
 
   const index: DataSetIndex = { format, rows, offsets, sliceHashes }
   if (format === 'csv') {
-    if (header == null) throw new DataSetError(`${path}: the CSV file is empty (no header row)`)
-    index.columns = parseCsvLine(header.replace(/\r$/, ''))
+    if (columns == null) throw new DataSetError(`${path}: the CSV file is empty (no header row)`)
+    index.columns = columns
   } else if (firstRow != null) {
     let first: unknown
     try {
       first = JSON.parse(firstRow)
-    } catch (err) {
-      throw new DataSetError(`${path}: line 1 is not JSON (${(err as Error).message})`)
+    } catch {
+      // not the parser's message: it quotes the file, and errors never echo file contents
+      throw new DataSetError(`${path}: line 1 is not JSON`)
     }
     if (first == null || typeof first !== 'object' || Array.isArray(first)) throw new DataSetError(`${path}: JSONL rows must be objects; line 1 is not`)
     index.firstKeys = Object.keys(first)
@@ -146,28 +144,49 @@ export async function scanDataSet (path: string, format: 'csv' | 'jsonl', perSha
   return index
 }
 
-/** Anything but spaces, tabs and CR in [from, to)? Stops at the first such byte. */
-function hasContent (buf: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const b = buf[i]
-    if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return true
-  }
-  return false
+/** latin1 text (one character per byte) back to the UTF-8 it was read from */
+function utf8 (latin1: string): string {
+  return Buffer.from(latin1, 'latin1').toString('utf8')
 }
 
-/** Splits one CSV record (RFC 4180: quoted fields, "" for a quote inside quotes). */
-export function parseCsvLine (line: string): string[] {
-  const out: string[] = []
-  let field = ''
-  let quoted = false
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') { field += '"'; i++ } else if (c === '"') quoted = false
-      else field += c
-    } else if (c === '"') quoted = true
-    else if (c === ',') { out.push(field); field = '' } else field += c
+/** JSONL records: one a line; a blank line is none (the worker's reader skips the same lines). */
+class JsonlLines implements RecordCursor {
+  start = 0
+  text = ''
+  #buf = ''
+  #base = 0
+  #pos = 0
+  #last = false
+
+  feed (chunk: string, last: boolean): void {
+    this.#buf = this.#buf.slice(this.#pos) + chunk
+    this.#base += this.#pos
+    this.#pos = 0
+    this.#last = last
   }
-  out.push(field)
-  return out.map(f => f.trim())
+
+  next (): boolean {
+    for (;;) {
+      let end = this.#buf.indexOf('\n', this.#pos)
+      if (end < 0) {
+        if (!this.#last || this.#pos >= this.#buf.length) return false
+        end = this.#buf.length
+      }
+      const start = this.#pos
+      this.#pos = end + 1
+      const text = this.#buf.slice(start, end)
+      if (text.trim() === '') continue
+      this.start = this.#base + start
+      this.text = text
+      return true
+    }
+  }
+
+  skip (): boolean {
+    return this.next()
+  }
+
+  get consumed (): number {
+    return this.#base + Math.min(this.#pos, this.#buf.length)
+  }
 }

@@ -7,6 +7,7 @@ import type { z } from 'zod'
 import type { BlobRef, CampaignSpec, DataSet, Requirements, Sharding, Workload } from '../../protocols/campaign/spec.ts'
 import { CampaignFileSchema, type CampaignFile } from './file-schema.ts'
 import { DataSetError, scanDataSet, type DataSetIndex } from './dataset.ts'
+import { locate } from './paths.ts'
 
 const exec = promisify(execFile)
 
@@ -19,7 +20,10 @@ export class CampaignFileError extends Error {
 export interface CampaignAsset {
   /** where it is named in the spec, e.g. workload.model */
   field: string
+  /** its real path (symlinks resolved) */
   path: string
+  /** its file name as the campaign gives it: the name it is stored under */
+  name: string
   /** already in the store (a data set copied while it was scanned) */
   stored?: BlobRef
 }
@@ -51,9 +55,22 @@ export interface LoadedCampaign {
   source: CampaignSpec['source']
 }
 
+export interface LoadOptions {
+  signal?: AbortSignal
+  store?: IngestStore
+  /** folders besides the campaign's own that its files may be in (zp-node --data-root) */
+  dataRoots?: readonly string[]
+}
+
 const ARM_FLAGS = new Set(['neon', 'asimd', 'sve', 'sve2', 'sme'])
 
-export async function loadCampaignFile (path: string, opts: { signal?: AbortSignal, store?: IngestStore } = {}): Promise<LoadedCampaign> {
+/**
+ * The most shards a campaign may have: the coordinator keeps a bit per shard
+ * (125 MB at this count) and addresses shards with 32-bit operations.
+ */
+export const MAX_SHARDS = 1_000_000_000
+
+export async function loadCampaignFile (path: string, opts: LoadOptions = {}): Promise<LoadedCampaign> {
   const file = resolve(path)
   let text: string
   try {
@@ -71,7 +88,7 @@ export async function loadCampaignFile (path: string, opts: { signal?: AbortSign
 }
 
 /** The same checks for a spec that arrives as an object (the REST API). */
-export async function loadCampaignObject (raw: unknown, baseDir: string, source: CampaignSpec['source'], label = 'campaign', opts: { signal?: AbortSignal, store?: IngestStore } = {}): Promise<LoadedCampaign> {
+export async function loadCampaignObject (raw: unknown, baseDir: string, source: CampaignSpec['source'], label = 'campaign', opts: LoadOptions = {}): Promise<LoadedCampaign> {
   const parsed = CampaignFileSchema.safeParse(raw, {
     error: (issue) => issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined
   })
@@ -79,24 +96,24 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
   const spec = parsed.data
   const fail = (field: string, message: string): never => { throw new CampaignFileError(`${label}: ${field}: ${message}`) }
   const assets: CampaignAsset[] = []
-  const asset = async (field: string, p: string): Promise<string> => {
-    const abs = resolve(baseDir, p)
-    const info = await stat(abs).catch(() => undefined)
-    if (info == null) fail(field, `file ${p} not found (looked for ${abs})`)
-    if (!info!.isFile()) fail(field, `${p} is not a file`)
-    assets.push({ field, path: abs })
-    return abs
+  const asset = async (field: string, p: string): Promise<void> => {
+    const found = await locate(p, { base: baseDir, dataRoots: opts.dataRoots })
+    if ('outside' in found) fail(field, found.outside)
+    else if ('missing' in found) fail(field, `file ${p} not found (looked for ${found.missing})`)
+    else if (!(await stat(found.path)).isFile()) fail(field, `${p} is not a file`)
+    else assets.push({ field, path: found.path, name: basename(p) })
   }
   /** scans a data set, copying it into the store on the way when there is one */
-  const scan = async (field: string, path: string, format: 'csv' | 'jsonl'): Promise<DataSetIndex> => {
+  const scan = async (field: string, format: 'csv' | 'jsonl'): Promise<DataSetIndex> => {
     const perShard = spec.shards.rows!.perShard
-    const writer = await opts.store?.createWriter({ name: basename(path) })
+    const { path, name } = assets.find(a => a.field === field)!
+    const writer = await opts.store?.createWriter({ name })
     try {
       const index = await scanDataSet(path, format, perShard, opts.signal, writer)
       if (writer != null) {
         const hash = await writer.finish()
         await writer.commit()
-        assets.find(a => a.field === field)!.stored = { hash, size: writer.bytes, name: basename(path) }
+        assets.find(a => a.field === field)!.stored = { hash, size: writer.bytes, name }
       }
       return index
     } catch (err) {
@@ -115,20 +132,22 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
   let data: DataSetIndex | undefined
   let reference: DataSetIndex | undefined
   if (w.kind === 'module') {
-    const p = await asset('workload.module', w.module)
-    if (!['.mjs', '.js'].includes(extname(p))) fail('workload.module', `${w.module} must be an ES module file ending in .mjs or .js`)
+    await asset('workload.module', w.module)
+    if (!['.mjs', '.js'].includes(extname(w.module))) fail('workload.module', `${w.module} must be an ES module file ending in .mjs or .js`)
   } else if (w.kind === 'onnx') {
+    // every file is checked before any is read: a refused submit stores nothing
     await asset('workload.model', w.model)
-    const dataPath = await asset('workload.data', w.data)
-    const format = w.format ?? formatOf(dataPath) ?? fail('workload.format', `cannot tell the format of ${w.data} from its extension; set format: csv or jsonl`)
-    data = await scan('workload.data', dataPath, format)
+    await asset('workload.data', w.data)
+    const format = w.format ?? formatOf(w.data) ?? fail('workload.format', `cannot tell the format of ${w.data} from its extension; set format: csv or jsonl`)
+    const refData = w.reference?.data
+    if (refData != null) await asset('workload.reference.data', refData)
+    const refFormat = refData != null ? formatOf(refData) ?? fail('workload.reference.data', `cannot tell the format of ${refData}; use .csv or .jsonl`) : undefined
+    data = await scan('workload.data', format)
     if (data.rows === 0) fail('workload.data', `${w.data} has no data rows`)
     checkColumns(data, w.input.columns, 'workload.input.columns', w.data, fail)
     if (w.reference != null) {
       if (w.reference.data != null) {
-        const refPath = await asset('workload.reference.data', w.reference.data)
-        const refFormat = formatOf(refPath) ?? fail('workload.reference.data', `cannot tell the format of ${w.reference.data}; use .csv or .jsonl`)
-        reference = await scan('workload.reference.data', refPath, refFormat)
+        reference = await scan('workload.reference.data', refFormat!)
         if (reference.rows !== data.rows) fail('workload.reference.data', `has ${reference.rows} rows but the data set has ${data.rows}; they must be row-aligned`)
         checkColumns(reference, [w.reference.column], 'workload.reference.column', w.reference.data, fail)
       } else {
@@ -142,9 +161,11 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
     : spec.shards.iterations != null
       ? { kind: 'iterations', ...spec.shards.iterations }
       : { kind: 'grid', ...spec.shards.grid! }
-  if (sharding.kind === 'grid') {
-    const points = Object.values(sharding.parameters).reduce((n, v) => n * v.length, 1)
-    if (!Number.isSafeInteger(points)) fail('shards.grid.parameters', 'the grid has more points than can be counted; split the campaign')
+  const items = sharding.kind === 'rows' ? data!.rows : sharding.kind === 'iterations' ? sharding.total : Object.values(sharding.parameters).reduce((n, v) => n * v.length, 1)
+  if (sharding.kind === 'grid' && !Number.isSafeInteger(items)) fail('shards.grid.parameters', 'the grid has more points than can be counted; split the campaign')
+  const shards = Math.ceil(items / sharding.perShard)
+  if (shards > MAX_SHARDS) {
+    fail(`shards.${sharding.kind}.perShard`, `${shards.toLocaleString('en')} shards is more than a campaign may have (${MAX_SHARDS.toLocaleString('en')}); raise perShard to at least ${Math.ceil(items / MAX_SHARDS).toLocaleString('en')}, or split the campaign`)
   }
   const capabilities = new Set(spec.requires.capabilities)
   for (const flag of spec.requires.cpuFlags) capabilities.add(`cpu.${ARM_FLAGS.has(flag) ? 'arm' : 'x86'}.${flag}`)
@@ -164,7 +185,7 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
 /** Stores the campaign's files (by content hash) and returns the spec the mesh runs. */
 export async function resolveCampaign (loaded: LoadedCampaign, putFile: (path: string, name: string) => Promise<BlobRef>): Promise<CampaignSpec> {
   const refs = new Map<string, BlobRef>()
-  for (const a of loaded.assets) refs.set(a.field, a.stored ?? await putFile(a.path, basename(a.path)))
+  for (const a of loaded.assets) refs.set(a.field, a.stored ?? await putFile(a.path, a.name))
   const ref = (field: string): BlobRef => refs.get(field)!
   const w = loaded.spec.workload
   let workload: Workload

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createLogger, silentLogger } from '../../node/logger.ts'
 import { ZpNode, type NodeOptions } from '../../node/node.ts'
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
@@ -13,6 +14,9 @@ export function fakeCapabilities (extra: CapabilityReport['capabilities'] = {}):
     capabilities: { 'cpu.x86': { status: 'ok' }, 'onnx.ep.cpu': { status: 'ok' }, ...extra }
   }
 }
+
+/** the fixture modules that tests' campaign files (written to temp dirs) name */
+const CAMPAIGN_FIXTURES = fileURLToPath(new URL('../fixtures/campaigns', import.meta.url))
 
 export const FAST_TIMINGS = { heartbeatMs: 300, suspectAfterMs: 1500, deadAfterMs: 3000, redialTimeoutMs: 1000 }
 
@@ -40,6 +44,7 @@ export async function createMesh (): Promise<Mesh> {
         // ZP_TEST_LOG_DIR=dir keeps each node's log there (debugging a failing test)
         logger: process.env.ZP_TEST_LOG_DIR != null ? createLogger({ file: join(process.env.ZP_TEST_LOG_DIR, `${name}.log`), console: 'none', level: 'debug' }) : silentLogger(),
         logFile: false,
+        dataRoots: [CAMPAIGN_FIXTURES],
         ...opts
       })
       nodes.push(node)

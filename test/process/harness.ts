@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { LocalNode, ZP_BIN, ZP_NODE_BIN } from '../../bootstrap/local.ts'
 import { ApiClient, resolveApiTarget } from '../../node/api/client.ts'
@@ -9,8 +10,11 @@ import { tempDir, waitFor } from '../helpers.ts'
 
 const exec = promisify(execFile)
 
-/** Liveness fast enough for tests, slow enough not to flap on a loaded 2-core box. */
-export const FAST_FLAGS = ['--heartbeat-ms', '300', '--suspect-after-ms', '2000', '--dead-after-ms', '4000', '--no-onnx-probe']
+/** the fixture modules that tests' campaign files (written to temp dirs) name */
+const CAMPAIGN_FIXTURES = fileURLToPath(new URL('../fixtures/campaigns', import.meta.url))
+
+/** Liveness fast enough for tests, slow enough not to flap on a loaded 2-core box; campaigns may name the fixture modules. */
+export const FAST_FLAGS = ['--heartbeat-ms', '300', '--suspect-after-ms', '2000', '--dead-after-ms', '4000', '--no-onnx-probe', '--data-root', CAMPAIGN_FIXTURES]
 
 export interface ProcessMesh {
   root: string

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, readdir, realpath, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { loadCampaignFile, resolveCampaign } from '../../node/campaign/load.ts'
+import { loadCampaignFile, resolveCampaign, type LoadOptions } from '../../node/campaign/load.ts'
+import { BlobStore } from '../../node/blobs/store.ts'
 import { scanDataSet } from '../../node/campaign/dataset.ts'
+import { openRowReader } from '../../actors/worker/runners/onnx-data.ts'
 import { ShardPlan, shardSeed } from '../../actors/coordinator/plan.ts'
 import { CampaignSpecSchema } from '../../protocols/campaign/spec.ts'
 import { tempDir } from '../helpers.ts'
@@ -118,6 +120,93 @@ describe('data set scanning', () => {
     const jsonl = await scanDataSet(join(dir.path, 'data.jsonl'), 'jsonl', 5)
     expect(jsonl).toMatchObject({ rows: 7, firstKeys: ['x', 'y'] })
     expect(jsonl.offsets).toHaveLength(3)
+  })
+
+  it('cuts shards where the worker\'s reader finds rows: quoted newlines, quotes inside plain fields, blank lines, UTF-8', async () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => {
+      const note = i % 7 === 0 ? '"two\nlines, ""quoted"""' : i % 11 === 0 ? 'a 5" pipe' : `température ${i}`
+      return `${i},${note},${'p'.repeat(400)}`
+    })
+    // over 1 MiB, so the scan's reads end mid-row; blank and whitespace-only lines between rows
+    const text = `id,note,pad\r\n${rows.slice(0, 1000).join('\r\n')}\n\n \t\n${rows.slice(1000).join('\n')}\n`
+    const file = join(dir.path, 'tricky.csv')
+    await writeFile(file, text)
+    const perShard = 128
+    const index = await scanDataSet(file, 'csv', perShard)
+    expect(index.rows).toBe(3000)
+    expect(index.columns).toEqual(['id', 'note', 'pad'])
+    for (let s = 0; s < index.offsets.length - 1; s++) {
+      const firstRow = s * perShard
+      const reader = openRowReader({ path: file, start: index.offsets[s], end: index.offsets[s + 1] }, { format: 'csv', dataColumns: index.columns, inputColumns: ['id'], firstRow })
+      const ids = new Float32Array(perShard + 1)
+      const got = await reader.fill(ids, perShard + 1)
+      expect(Array.from(ids.subarray(0, got)), `shard ${s}`).toEqual(Array.from({ length: Math.min(perShard, 3000 - firstRow) }, (_, k) => firstRow + k))
+    }
+  })
+})
+
+describe('files a campaign names', () => {
+  const SECRET = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n'
+  let camp: string
+  let outside: string
+  beforeAll(async () => {
+    camp = join(dir.path, 'camp')
+    outside = join(dir.path, 'outside')
+    await mkdir(camp)
+    await mkdir(outside)
+    await writeFile(join(camp, 'model.onnx'), 'model')
+    await writeFile(join(camp, 'data.csv'), 'id,x\n1,2\n')
+    await writeFile(join(outside, 'outside.mjs'), 'export function run () { return 1 }\n')
+    await writeFile(join(outside, 'secret.csv'), SECRET)
+    await writeFile(join(outside, 'ref.csv'), 'id,want\n1,2\n')
+    await symlink(join(outside, 'secret.csv'), join(camp, 'link.csv'))
+  })
+
+  const onnx = (data: string, extra = ''): string => `name: x\nworkload: { kind: onnx, model: model.onnx, data: '${data}', input: { columns: [x] }${extra} }\nshards: { rows: { perShard: 1 } }\n`
+  async function refusal (text: string, opts: LoadOptions = {}): Promise<string> {
+    const file = join(camp, 'campaign.yaml')
+    await writeFile(file, text)
+    const err = await loadCampaignFile(file, opts).then(() => undefined, (e: unknown) => e as Error)
+    expect(err?.name).toBe('CampaignFileError')
+    expect(err!.message).not.toContain('root:x')
+    return err!.message
+  }
+
+  it.each([
+    ['a module outside, through ..', 'name: x\nworkload: { kind: module, module: ../outside/outside.mjs }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 } }\n', 'workload.module: ../outside/outside.mjs', 'outside.mjs'],
+    ['a data set outside, through ..', onnx('../outside/secret.csv'), 'workload.data: ../outside/secret.csv', 'secret.csv'],
+    ['a data set named by an absolute path', onnx('ABS'), 'workload.data: ABS', 'secret.csv'],
+    ['a symlink inside pointing outside', onnx('link.csv'), 'workload.data: link.csv', 'secret.csv'],
+    ['a missing file that would be outside', onnx('../outside/nothing.csv'), 'workload.data: ../outside/nothing.csv', 'nothing.csv']
+  ])('refuses %s before reading it, naming the path, the folder and --data-root', async (_what, text, named, file) => {
+    const abs = join(outside, 'secret.csv')
+    const message = await refusal(text.replace('ABS', abs))
+    expect(message).toContain(named.replace('ABS', abs))
+    expect(message).toContain(`resolves to ${await realpath(outside)}/${file}, outside the campaign's folder ${camp}`)
+    expect(message).toContain('--data-root')
+  })
+
+  it('reads a file outside the campaign\'s folder when it is under a --data-root, through a symlink too', async () => {
+    const file = join(camp, 'roots.yaml')
+    await writeFile(file, 'name: x\nworkload: { kind: module, module: ../outside/outside.mjs }\nshards: { iterations: { total: 1, perShard: 1, seed: 1 } }\n')
+    const loaded = await loadCampaignFile(file, { dataRoots: [outside] })
+    expect(loaded.assets).toEqual([{ field: 'workload.module', path: join(await realpath(outside), 'outside.mjs'), name: 'outside.mjs' }])
+    const other = join(dir.path, 'elsewhere')
+    await mkdir(other)
+    expect(await refusal(onnx('link.csv'), { dataRoots: [other] })).toContain(`or this node's --data-root folders (${other})`)
+  })
+
+  it('stores nothing for a refused campaign, though its other files are inside', async () => {
+    const storeDir = join(dir.path, 'blobs')
+    const store = await BlobStore.open(storeDir)
+    const withReference = onnx('data.csv', ', reference: { column: want, data: ../outside/ref.csv }')
+    await refusal(withReference, { store })
+    expect(await readdir(storeDir, { recursive: true })).toEqual(['tmp'])
+    // the same campaign, allowed: both data sets are stored
+    const file = join(camp, 'campaign.yaml')
+    const loaded = await loadCampaignFile(file, { store, dataRoots: [outside] })
+    expect(loaded.assets.map(a => a.stored != null)).toEqual([false, true, true])
+    expect((await readdir(storeDir, { recursive: true })).length).toBeGreaterThan(1)
   })
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CsvCursor, parseDecimal } from '../../actors/worker/runners/csv.ts'
+import { CsvCursor, parseDecimal } from '../../protocols/campaign/csv.ts'
 
 /** All records of `text`, fed to the cursor in chunks of `chunk` characters as the data reader does. */
 function records (text: string, chunk = text.length): Array<{ line: number, fields: string[] }> {
@@ -35,6 +35,20 @@ describe('CSV cursor', () => {
     for (let chunk = 1; chunk < text.length; chunk++) expect(records(text, chunk), `chunks of ${chunk}`).toEqual(whole)
   })
 
+  it('skips lines of only spaces and tabs, reads a quote inside a plain field as a character, and says where each record starts', () => {
+    const text = 'a,b\n \t\r\n5" pipe,"x\ny"\n  \n7,8'
+    expect(records(text).map(r => r.fields)).toEqual([['a', 'b'], ['5" pipe', 'x\ny'], ['7', '8']])
+    for (let chunk = 1; chunk < text.length; chunk++) {
+      const cursor = new CsvCursor()
+      const starts: number[] = []
+      for (let at = 0; at < text.length; at += chunk) {
+        cursor.feed(text.slice(at, at + chunk), at + chunk >= text.length)
+        while (cursor.skip()) starts.push(cursor.start)
+      }
+      expect(starts, `chunks of ${chunk}`).toEqual([0, text.indexOf('5'), text.indexOf('7')])
+      expect(cursor.consumed).toBe(text.length)
+    }
+  })
 
   it('reads numbers from plain and quoted fields, and an empty or blank field as NaN, not 0', () => {
     const cursor = new CsvCursor()

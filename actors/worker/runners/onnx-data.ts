@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs'
-import { CsvCursor, CsvSyntaxError } from './csv.ts'
+import { CsvCursor, CsvSyntaxError } from '../../../protocols/campaign/csv.ts'
 
 /** Bad input data: the same on every retry, so the shard is not retried. */
 export class InputDataError extends Error {

@@ -1,13 +1,20 @@
 /**
  * CSV records (RFC 4180): comma separated; fields may be quoted, with "" for
- * a quote and line breaks inside quotes; LF or CRLF line ends; a trailing
- * line break or blank lines make no record.
+ * a quote and line breaks inside quotes; a quote inside an unquoted field is
+ * an ordinary character; LF or CRLF line ends; a line of only spaces, tabs
+ * or CR makes no record, nor does a trailing line break.
+ *
+ * The one reader of a campaign's CSV: submit indexes the data set with it
+ * (rows, shard byte offsets), workers read their slices with it and the
+ * coordinator reads the reference column with it, so all three agree on
+ * where each row begins and ends.
  *
  * Built for numeric data sets feeding inference, where parsing costs far more
  * than the model: a line without quotes (the usual case) is not split into
  * strings at all; the cursor keeps field offsets and reads short numbers
  * straight from the text (parseDecimal). Text comes in chunks (feed), so a
  * big slice is never one string and the event loop runs between chunks.
+ * No dependencies: worker threads import it.
  */
 
 export class CsvSyntaxError extends Error {
@@ -21,7 +28,11 @@ export class CsvCursor {
   /** 1-based line the current record starts on */
   line = 0
   fieldCount = 0
+  /** where the current record starts, in characters of all the text fed (bytes, when fed latin1 text) */
+  start = 0
   private text = ''
+  /** characters fed before `text` begins */
+  private base = 0
   /** more text will be fed: a record that reaches the end of this text may go on in the next chunk */
   private more = true
   private pos = 0
@@ -36,6 +47,7 @@ export class CsvCursor {
   /** Adds the next chunk of text; `last` when no more follows. */
   feed (chunk: string, last: boolean): void {
     this.text = this.text.slice(this.pos) + chunk
+    this.base += this.pos
     this.pos = 0
     this.more = !last
     this.nextQuote = this.text.indexOf('"')
@@ -43,6 +55,21 @@ export class CsvCursor {
 
   /** Moves to the next record; false when the text fed so far has no complete record left (see needsMore). */
   next (): boolean {
+    return this.advance(true)
+  }
+
+  /** Moves to the next record without splitting it into fields (finding where records start costs less): only `start` and `line` describe it. */
+  skip (): boolean {
+    return this.advance(false)
+  }
+
+  /** where the text not yet read as records starts, in characters of all the text fed */
+  get consumed (): number {
+    // past the end by one after a last record with no line break
+    return this.base + Math.min(this.pos, this.text.length)
+  }
+
+  private advance (split: boolean): boolean {
     const text = this.text
     while (this.pos < text.length) {
       let lineEnd = text.indexOf('\n', this.pos)
@@ -56,6 +83,7 @@ export class CsvCursor {
         if (this.more && (record === undefined || text.charCodeAt(record.next - 1) !== 10)) return false
         if (record === undefined) throw new CsvSyntaxError(`line ${this.nextLine}: a quoted field is never closed`)
         this.line = this.nextLine
+        this.start = this.base + this.pos
         this.quoted = record.fields
         this.fieldCount = record.fields.length
         this.pos = record.next
@@ -68,9 +96,11 @@ export class CsvCursor {
       const start = this.pos
       this.pos = lineEnd + 1
       this.nextLine++
-      if (end === start) continue
+      if (end === start || (isBlank(text.charCodeAt(start)) && blankLine(text, start, end))) continue
+      this.start = this.base + start
       this.quoted = undefined
-      this.splitLine(start, end)
+      if (split) this.splitLine(start, end)
+      else this.fieldCount = 0
       return true
     }
     return false
@@ -123,6 +153,16 @@ export class CsvCursor {
     this.starts = starts
     this.ends = ends
   }
+}
+
+function isBlank (c: number): boolean {
+  return c === 32 || c === 9 || c === 13
+}
+
+/** Only spaces, tabs and CR in text[start, end)? */
+function blankLine (text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (!isBlank(text.charCodeAt(i))) return false
+  return true
 }
 
 /** Number(), except that '' and whitespace are not 0 but NaN: a missing value must not pass as zero. */
