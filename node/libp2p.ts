@@ -1,5 +1,6 @@
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { corkedTcp } from './tcp-cork.ts'
+import { reportInboundFailures } from './inbound-failures.ts'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, type Identify } from '@libp2p/identify'
@@ -7,6 +8,7 @@ import { ping, type Ping } from '@libp2p/ping'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 /**
  * Yamux grows a busy stream's window up to 16 MiB by default, while a paused
@@ -44,6 +46,8 @@ export interface Libp2pOptions {
   psk?: Uint8Array
   /** refuse connections with these peers (the test harness's simulated partition) */
   blocked?: ReadonlySet<string>
+  /** told about every inbound connection whose handshake failed (libp2p only debug-logs them) */
+  onInboundFailure?: (remoteAddr: Multiaddr, err: Error) => void
 }
 
 /** Noise always, yamux, identify, ping and gossipsub over TCP; an optional private network. */
@@ -51,7 +55,7 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
   return await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce ?? [] },
-    transports: [corkedTcp()],
+    transports: [opts.onInboundFailure != null ? reportInboundFailures(corkedTcp(), opts.onInboundFailure) : corkedTcp()],
     connectionEncrypters: [noise()],
     connectionManager: { inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_HOST_PER_SECOND },
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: STREAM_READ_BUFFER_BYTES } })],

@@ -25,12 +25,13 @@ import { loadOrCreateToken } from './api/token.ts'
 import { dataPaths, ensureDataDir, removeNodeInfo, writeNodeInfo } from './datadir.ts'
 import { loadOrCreateIdentity, peerIdOf } from './identity.ts'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
+import { handshakeReporter } from './inbound-failures.ts'
 import { createLogger } from './logger.ts'
 import { probeCapabilities, type ProbeOptions } from './probe/index.ts'
 import { loadPsk, type Psk } from './psk.ts'
 import { openDb, Storage, type Db } from './storage.ts'
 import { Trust } from './trust.ts'
-import { nodeRoutes } from './api/routes.ts'
+import { nodeRoutes, type BootstrapAttempt } from './api/routes.ts'
 import { BlobAccess } from './blobs/access.ts'
 import { BlobService } from './blobs/service.ts'
 import { BlobStore } from './blobs/store.ts'
@@ -53,6 +54,8 @@ export interface NodeOptions {
   /** peers to join through (zp-node join) */
   bootstrap?: Multiaddr[]
   pskFile?: string
+  /** the pre-shared key already loaded (the CLI reads it before touching the data dir); wins over pskFile */
+  psk?: Psk
   /** peer IDs whose coordinators this node works for */
   trust?: string[]
   /** trust the peer joined through (default true) */
@@ -74,6 +77,8 @@ export interface NodeOptions {
   resume?: boolean
   /** replicas of a campaign whose file does not say (default 2) */
   replicas?: number
+  /** folders besides a campaign's own that the files it names may be in (zp-node --data-root) */
+  dataRoots?: string[]
   /** tests only: peers this node refuses connections with while they are in the set (a simulated partition) */
   blocked?: ReadonlySet<string>
   timings?: Partial<LivenessTimings>
@@ -128,6 +133,8 @@ export class ZpNode {
   #capabilities: CapabilityReport | null = null
   #probeTimer: ReturnType<typeof setInterval> | undefined
   #busySlots = 0
+  /** bootstrap addresses not reached yet; cleared once one answers */
+  readonly #joining = new Map<string, BootstrapAttempt>()
 
   private constructor (init: {
     opts: NodeOptions, peerId: string, name: string, log: Logger, libp2p: MeshLibp2p, db: Db, psk: Psk | undefined, trust: Trust, blobStore: BlobStore, execTemplates: ExecTemplates
@@ -160,6 +167,9 @@ export class ZpNode {
   static async start (opts: NodeOptions): Promise<ZpNode> {
     const cleanup: Array<() => Promise<void>> = []
     try {
+      // the files the options name first: a bad one leaves the data dir untouched
+      const psk = opts.psk ?? (opts.pskFile != null ? await loadPsk(opts.pskFile) : undefined)
+      const execTemplates = opts.execConfig != null ? await loadExecConfig(opts.execConfig) : {}
       await ensureDataDir(opts.dataDir)
       const paths = dataPaths(opts.dataDir)
       const { key, created } = await loadOrCreateIdentity(opts.dataDir)
@@ -168,12 +178,17 @@ export class ZpNode {
       const log = (opts.logger ?? createLogger({ file: opts.logFile === false ? undefined : paths.log }))
         .child({ node: name, nodeId: peerId.slice(-8) })
       if (created) log.info({ peerId }, 'created a new node identity')
-      const psk = opts.pskFile != null ? await loadPsk(opts.pskFile) : undefined
-      const execTemplates = opts.execConfig != null ? await loadExecConfig(opts.execConfig) : {}
       const db = await openDb(paths.db, opts.dataDir)
       cleanup.push(async () => { await db.close() })
       const blobStore = await BlobStore.open(paths.blobs)
-      const libp2p = await createMeshLibp2p({ privateKey: key, listen: opts.listen ?? [DEFAULT_LISTEN], announce: opts.announce, psk: psk?.bytes, blocked: opts.blocked })
+      const libp2p = await createMeshLibp2p({
+        privateKey: key,
+        listen: opts.listen ?? [DEFAULT_LISTEN],
+        announce: opts.announce,
+        psk: psk?.bytes,
+        blocked: opts.blocked,
+        onInboundFailure: handshakeReporter({ log: log.child({ component: 'handshake' }), psk })
+      })
       const node = new ZpNode({ opts, peerId, name, log, libp2p, db, psk, trust: new Trust(peerId, opts.trust ?? [], { mesh: opts.trustMesh }), blobStore, execTemplates })
       if (opts.trustMesh === true && psk == null) {
         log.warn('--trust-mesh without --psk: any host that can reach this node may run work on it; use a pre-shared key')
@@ -213,6 +228,13 @@ export class ZpNode {
   /** aborted when the node begins to stop: long-running work listens to it */
   get signal (): AbortSignal {
     return this.#lifetime.signal
+  }
+
+  /** The bootstrap addresses still being tried: empty once one answered, when there were none, or while any peer is connected. */
+  joining (): BootstrapAttempt[] {
+    // a node restarted with `join` is back in the mesh through the peers it knew, whether its bootstrap answers or not
+    if (this.#joining.size === 0 || this.libp2p.getConnections().length > 0) return []
+    return [...this.#joining.values()].map(b => ({ ...b }))
   }
 
   multiaddrs (): string[] {
@@ -311,7 +333,8 @@ export class ZpNode {
       setBusy: (busy) => { this.setBusySlots(busy) },
       isTrusted: (peer) => this.trust.isTrusted(peer),
       defaultReplicas: this.#opts.replicas,
-      resume: this.#opts.resume
+      resume: this.#opts.resume,
+      dataRoots: this.#opts.dataRoots
     })
     this.#campaigns = campaigns
     this.onDrain(async (signal) => { await campaigns.drain(signal) })
@@ -386,16 +409,34 @@ export class ZpNode {
 
     this.#startProbing()
     tellMembership({ type: 'seed', peers: await this.#knownPeers() })
-    for (const addr of this.#opts.bootstrap ?? []) void this.#join(addr)
+    const bootstrap = this.#opts.bootstrap ?? []
+    for (const addr of bootstrap) this.#joining.set(addr.toString(), { address: addr.toString(), attempts: 0, lastError: null })
+    for (const addr of bootstrap) void this.#join(addr)
   }
 
   async #join (addr: Multiaddr): Promise<void> {
+    // every failed dial is counted for /v1/health until one bootstrap answers
+    const dialer = {
+      dial: async (a: Multiaddr, opts: { signal: AbortSignal }) => {
+        try {
+          return await this.libp2p.dial(a, opts)
+        } catch (err) {
+          const entry = this.#joining.get(addr.toString())
+          if (entry != null) {
+            entry.attempts++
+            entry.lastError = this.#explainDialError(err as Error)
+          }
+          throw err
+        }
+      }
+    }
     try {
-      const conn = await joinMesh(this.libp2p, addr, {
+      const conn = await joinMesh(dialer, addr, {
         signal: this.#lifetime.signal,
         log: this.log,
         explain: (err) => this.#explainDialError(err)
       })
+      this.#joining.clear()
       const bootstrapPeer = conn.remotePeer.toString()
       const named = peerIdIn(addr)
       if (named != null && named !== bootstrapPeer) {

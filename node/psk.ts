@@ -10,6 +10,11 @@ export class PskError extends Error {
   override name = 'PskError'
 }
 
+/** A --psk file that cannot be read or is not a swarm key: bad input, so the CLI exits 2. */
+export class PskFileError extends PskError {
+  override name = 'PskFileError'
+}
+
 export interface Psk {
   /** the swarm key file's bytes, as @libp2p/pnet takes them */
   bytes: Uint8Array
@@ -34,11 +39,11 @@ export async function loadPsk (path: string): Promise<Psk> {
   try {
     text = await readFile(path, 'utf8')
   } catch (err) {
-    throw new PskError(`cannot read pre-shared key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; create one with: zp-node psk generate ${path}`)
+    throw new PskFileError(`cannot read pre-shared key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; create one with: zp-node psk generate ${path}`)
   }
   const key = text.startsWith(HEADER) ? text.slice(HEADER.length).trim() : ''
   if (!KEY_HEX.test(key)) {
-    throw new PskError(`${path} is not a libp2p swarm key (expected "/key/swarm/psk/1.0.0/", "/base16/" and 64 hex digits); create one with: zp-node psk generate FILE`)
+    throw new PskFileError(`${path} is not a libp2p swarm key (expected "/key/swarm/psk/1.0.0/", "/base16/" and 64 hex digits); create one with: zp-node psk generate FILE`)
   }
   const bytes = new TextEncoder().encode(HEADER + key)
   return { bytes, fingerprint: fingerprintOf(bytes) }

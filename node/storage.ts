@@ -8,6 +8,11 @@ export class StorageError extends Error {
   override name = 'StorageError'
 }
 
+/** Another process holds the data dir's database: the CLI exits 2 (pick another --data-dir). */
+export class DataDirInUseError extends StorageError {
+  override name = 'DataDirInUseError'
+}
+
 /**
  * Opens the node's LevelDB. LevelDB allows one process per database, so a
  * second node on the same data dir fails here, with a message saying so.
@@ -19,7 +24,7 @@ export async function openDb (path: string, dataDir: string): Promise<Db> {
   } catch (err) {
     const cause = (err as { cause?: { code?: string, message?: string } }).cause
     if (cause?.code === 'LEVEL_LOCKED') {
-      throw new StorageError(`data dir ${dataDir} is in use by another zp-node; stop that node or pass another --data-dir`)
+      throw new DataDirInUseError(`data dir ${dataDir} is in use by another zp-node; stop that node or pass another --data-dir`)
     }
     throw new StorageError(`cannot open the node database in ${path}: ${cause?.message ?? (err as Error).message}`)
   }

@@ -47,7 +47,7 @@ function corking (upgrader: Upgrader): Upgrader {
 }
 
 /** What a proxy passes through: the target's property, its methods bound to it. */
-function forward (target: object, prop: string | symbol): unknown {
+export function forward (target: object, prop: string | symbol): unknown {
   const value: unknown = Reflect.get(target, prop, target)
   return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
 }

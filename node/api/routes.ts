@@ -2,9 +2,19 @@ import type { Hono } from 'hono'
 import type { PeerView } from '../../actors/membership/membership.ts'
 import { summarizeAccelerators } from '../probe/summary.ts'
 
+/** A bootstrap address a joining node has not reached yet. */
+export interface BootstrapAttempt {
+  address: string
+  attempts: number
+  /** why the last attempt failed; null before the first one ends */
+  lastError: string | null
+}
+
 /** What the node routes need from the node. */
 export interface NodeApiSource {
   state: string
+  /** the bootstrap addresses still being tried: empty once one answered, when there were none, or while any peer is connected */
+  joining: () => BootstrapAttempt[]
   info: () => Record<string, unknown>
   peers: () => Promise<PeerView[]>
 }
@@ -46,9 +56,30 @@ export function peerJson (p: PeerView): PeerJson {
   }
 }
 
+/** The JSON of `GET /v1/health`: `ok` only for a running node that is in the mesh. */
+export interface HealthJson {
+  status: string
+  state: string
+  reason?: string
+  bootstrap?: BootstrapAttempt[]
+}
+
+export function healthJson (state: string, joining: BootstrapAttempt[]): HealthJson {
+  if (state !== 'running') return { status: state, state }
+  if (joining.length === 0) return { status: 'ok', state }
+  const tried = joining.reduce((n, b) => n + b.attempts, 0)
+  return {
+    status: 'joining',
+    state,
+    reason: `not in the mesh yet: no bootstrap peer has answered and no other peer is connected (${tried} attempt${tried === 1 ? '' : 's'} so far; still retrying); ` +
+      'check that the bootstrap node runs and that this machine can reach its address and port',
+    bootstrap: joining
+  }
+}
+
 export function nodeRoutes (node: NodeApiSource) {
   return (app: Hono): void => {
-    app.get('/v1/health', c => c.json({ status: node.state === 'running' ? 'ok' : node.state, state: node.state }))
+    app.get('/v1/health', c => c.json(healthJson(node.state, node.joining())))
     app.get('/v1/node', c => c.json(node.info()))
     app.get('/v1/peers', async c => c.json((await node.peers()).map(peerJson)))
   }

@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -8,9 +10,10 @@ import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
 import { createLogger } from '../logger.ts'
 import { DEFAULT_API, DEFAULT_LISTEN, VERSION, ZpNode, type NodeOptions } from '../node.ts'
 import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
-import { generatePskFile } from '../psk.ts'
+import { generatePskFile, loadPsk } from '../psk.ts'
 import { runDemo } from './demo.ts'
 import { UsageError, collect, exitWithError, positiveInt } from './errors.ts'
+import { checkLivenessFlags } from './liveness-flags.ts'
 
 interface NodeFlags {
   listen?: string[]
@@ -26,6 +29,7 @@ interface NodeFlags {
   onnxProbe: boolean
   slots?: number
   execConfig?: string
+  dataRoot?: string[]
   resume: boolean
   heartbeatMs?: number
   suspectAfterMs?: number
@@ -51,6 +55,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--no-onnx-probe', 'skip probing ONNX Runtime execution providers')
     .option('--slots <n>', 'work slots offered (default: CPU cores)', positiveInt('--slots'))
     .option('--exec-config <file>', 'YAML of the command templates exec campaigns may run here (advertised as exec.<name>)')
+    .option('--data-root <dir>', 'folder whose files campaigns submitted here may name, besides the campaign file\'s own folder; repeatable', collect)
     .option('--no-resume', 'do not pick up the campaigns this node was coordinating when it stopped (zp resume ID does it later)')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 1000)', positiveInt('--heartbeat-ms'))
     .option('--suspect-after-ms <ms>', 'silence before a peer is SUSPECT (default 4000)', positiveInt('--suspect-after-ms'))
@@ -60,7 +65,16 @@ function nodeOptions (cmd: Command): Command {
     .option('--log-file <file>', 'JSON log file (default <data-dir>/logs/node.log)')
 }
 
-function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
+/** --data-root folders, each checked to be one, as absolute paths */
+function dataRoots (dirs: string[] | undefined): string[] | undefined {
+  return dirs?.map((dir) => {
+    if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() !== true) throw new UsageError(`--data-root '${dir}' is not a folder`)
+    return resolve(dir)
+  })
+}
+
+/** Checks every flag, and reads the key file, before anything is written to the data dir. */
+async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<NodeOptions> {
   const listen = flags.listen ?? [DEFAULT_LISTEN]
   for (const [flag, addrs] of [['--listen', listen], ['--announce', flags.announce ?? []]] as const) {
     for (const a of addrs) {
@@ -83,21 +97,26 @@ function toNodeOptions (flags: NodeFlags, bootstrap: string[]): NodeOptions {
     ...(flags.suspectAfterMs != null ? { suspectAfterMs: flags.suspectAfterMs } : {}),
     ...(flags.deadAfterMs != null ? { deadAfterMs: flags.deadAfterMs } : {})
   }
+  checkLivenessFlags(timings)
+  const bootstrapAddrs = bootstrap.map(parseBootstrap)
+  const api = flags.api === false ? false : flags.api != null ? parseApiAddress(flags.api) : DEFAULT_API
+  const psk = flags.psk != null ? await loadPsk(flags.psk) : undefined
   const dataDir = resolveDataDir(flags.dataDir)
   return {
     dataDir,
     name: flags.name,
     listen,
     announce: flags.announce,
-    bootstrap: bootstrap.map(parseBootstrap),
-    pskFile: flags.psk,
+    bootstrap: bootstrapAddrs,
+    psk,
     trust: flags.trust,
     trustBootstrap: flags.trustBootstrap,
     trustMesh: flags.trustMesh,
-    api: flags.api === false ? false : flags.api != null ? parseApiAddress(flags.api) : DEFAULT_API,
+    api,
     probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
     slots: flags.slots,
     execConfig: flags.execConfig,
+    dataRoots: dataRoots(flags.dataRoot),
     resume: flags.resume,
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
@@ -141,11 +160,11 @@ export function buildProgram (): Command {
     .showHelpAfterError('(zp-node --help lists the commands)')
 
   nodeOptions(program.command('start').description('run a node in the foreground (first node of a mesh, or rejoin known peers)'))
-    .action(async (flags: NodeFlags) => { await runNode(toNodeOptions(flags, [])) })
+    .action(async (flags: NodeFlags) => { await runNode(await toNodeOptions(flags, [])) })
 
   nodeOptions(program.command('join').argument('<bootstrap...>', 'multiaddr or host:port of a node already in the mesh')
     .description('run a node that joins the mesh through a bootstrap peer (retries until it answers)'))
-    .action(async (bootstrap: string[], flags: NodeFlags) => { await runNode(toNodeOptions(flags, bootstrap)) })
+    .action(async (bootstrap: string[], flags: NodeFlags) => { await runNode(await toNodeOptions(flags, bootstrap)) })
 
   program.command('id').description('print this node\'s peer ID (creating the identity on first use)')
     .option('--data-dir <dir>', 'data dir (default $ZP_DATA_DIR or ~/.zp)')

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { accessSync, constants, statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { accessSync, constants, existsSync, statSync } from 'node:fs'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import { delimiter, join } from 'node:path'
+import { basename, delimiter, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generatePskFile } from '../../node/psk.ts'
 import { CapabilityReportSchema } from '../../protocols/membership/capabilities.ts'
 import { tempDir, waitFor } from '../helpers.ts'
 import { createProcessMesh, logLines, runCli, waitForStates, type ProcessMesh } from './harness.ts'
@@ -15,6 +17,8 @@ async function freePort (): Promise<number> {
   await new Promise<void>(resolve => server.close(() => { resolve() }))
   return port
 }
+
+const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
 
 let scratch: { path: string, remove: () => Promise<void> }
 beforeAll(async () => { scratch = await tempDir('zp-cli-') })
@@ -42,6 +46,32 @@ describe('zp-node command line', () => {
     const trust = await runCli('zp-node', ['start', '--data-dir', dir, '--trust', 'bob'])
     expect(trust.code).toBe(2)
     expect(trust.stderr).toMatch(/not a peer ID/)
+  })
+
+  it('refuses a --psk file that is missing or not a key with exit code 2, leaving the data dir unwritten', async () => {
+    const dir = join(scratch.path, 'psk-missing')
+    const missing = join(scratch.path, 'no-such.key')
+    const r = await runCli('zp-node', ['start', '--data-dir', dir, '--psk', missing, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-onnx-probe'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe(`zp-node: error: cannot read pre-shared key ${missing}: ENOENT; create one with: zp-node psk generate ${missing}\n`)
+    expect(existsSync(dir)).toBe(false)
+    const notKey = join(scratch.path, 'not-a.key')
+    await writeFile(notKey, 'hello\n')
+    const bad = await runCli('zp-node', ['join', '127.0.0.1:4170', '--data-dir', dir, '--psk', notKey])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/is not a libp2p swarm key/)
+    expect(existsSync(dir)).toBe(false)
+  })
+
+  it('refuses liveness timings that cannot work with exit code 2, naming both flags and the fix', async () => {
+    const dir = join(scratch.path, 'timings')
+    const suspect = await runCli('zp-node', ['start', '--data-dir', dir, '--heartbeat-ms', '1000', '--suspect-after-ms', '500'])
+    expect(suspect.code).toBe(2)
+    expect(suspect.stderr).toMatch(/^zp-node: error: --suspect-after-ms 500 must be above --heartbeat-ms 1000: .*; set --suspect-after-ms to a few heartbeats \(e\.g\. 4000\) or lower --heartbeat-ms\n$/)
+    const dead = await runCli('zp-node', ['join', '127.0.0.1:4170', '--data-dir', dir, '--suspect-after-ms', '5000', '--dead-after-ms', '5000'])
+    expect(dead.code).toBe(2)
+    expect(dead.stderr).toMatch(/--dead-after-ms 5000 must be above --suspect-after-ms 5000: .*set --dead-after-ms higher/)
+    expect(existsSync(dir)).toBe(false)
   })
 
   it('keeps one identity per data dir, readable by its owner only', async () => {
@@ -120,9 +150,16 @@ describe('zp-node join and zp against running nodes', () => {
     const waits = retries.map(l => Number(l.retryInMs))
     expect(waits[2]!).toBeGreaterThan(waits[0]!)
     expect(String(retries[0]!.msg)).toMatch(/ECONNREFUSED.*retrying in/)
+    // not ok while no bootstrap has answered: health says why, and what was tried
+    const api = await mesh.api(joiner)
+    const joining = await api.get<Record<string, unknown>>('/v1/health')
+    expect(joining).toMatchObject({ status: 'joining', state: 'running', reason: expect.stringMatching(/^not in the mesh yet: no bootstrap peer has answered/) })
+    expect(joining.bootstrap).toEqual([{ address: `/ip4/127.0.0.1/tcp/${port}`, attempts: expect.any(Number), lastError: expect.stringMatching(/ECONNREFUSED/) }])
+    expect((joining.bootstrap as Array<{ attempts: number }>)[0]!.attempts).toBeGreaterThanOrEqual(3)
     const late = await mesh.start('late-bootstrap', { args: ['--listen', `/ip4/127.0.0.1/tcp/${port}`] })
     await waitForStates(mesh, late, ['patient'], 'alive', 90_000)
     await waitForStates(mesh, joiner, ['late-bootstrap'], 'alive', 30_000)
+    expect(await api.get('/v1/health')).toEqual({ status: 'ok', state: 'running' })
   })
 
   it('writes node.json with peer ID, addresses, API URL and pid; refuses a second node on the same data dir', async () => {
@@ -132,8 +169,8 @@ describe('zp-node join and zp against running nodes', () => {
     expect(info.multiaddrs).toEqual(expect.arrayContaining([expect.stringMatching(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/)]))
     expect(statSync(join(node.dataDir, 'api-token')).mode & 0o777).toBe(0o600)
     const twin = await runCli('zp-node', ['start', '--data-dir', node.dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--no-onnx-probe'])
-    expect(twin.code).toBe(1)
-    expect(twin.stderr).toMatch(/in use by another zp-node/)
+    expect(twin.code).toBe(2)
+    expect(twin.stderr).toMatch(/in use by another zp-node; stop that node or pass another --data-dir/)
   })
 
   it('refuses API requests without the right token', async () => {
@@ -147,6 +184,65 @@ describe('zp-node join and zp against running nodes', () => {
     const r = await runCli('zp', ['peers', '--api', url, '--token', 'wrong'])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/refused the API token/)
+  })
+
+  it('answers a request body that is not JSON with a 400 saying so', async () => {
+    const node = mesh.nodes.find(n => n.name === 'solo')!
+    const token = (await readFile(join(node.dataDir, 'api-token'), 'utf8')).trim()
+    const res = await fetch(`${node.info!.api!}/v1/campaigns`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{not json' })
+    expect(res.status).toBe(400)
+    expect(await res.json()).toEqual({ error: 'invalid_request', message: expect.stringMatching(/^the request body is not valid JSON \(/) })
+  })
+
+  it('zp submit refuses a campaign of more shards than a coordinator can track with exit code 2, naming the limit and the fix', async () => {
+    const node = mesh.nodes.find(n => n.name === 'solo')!
+    const folder = join(scratch.path, 'huge')
+    await mkdir(folder)
+    await copyFile(SQUARES, join(folder, 'squares.mjs'))
+    const file = join(folder, 'huge.json')
+    await writeFile(file, JSON.stringify({ name: 'huge', workload: { kind: 'module', module: './squares.mjs' }, shards: { iterations: { total: 1e12, perShard: 1, seed: 1 } } }))
+    const r = await runCli('zp', ['submit', file, '--data-dir', node.dataDir])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/shards\.iterations\.perShard: 1,000,000,000,000 shards is more than a campaign may have \(1,000,000,000\); raise perShard to at least 1,000/)
+  })
+
+  it('a node with another pre-shared key is warned about on the accepting side too: its address, this key\'s fingerprint, the fix; once, not per retry', async () => {
+    const keyA = join(scratch.path, 'mesh-a.key')
+    const keyB = join(scratch.path, 'mesh-b.key')
+    const { fingerprint } = await generatePskFile(keyA)
+    await generatePskFile(keyB)
+    const a = await mesh.start('private-a', { args: ['--psk', keyA] })
+    const b = await mesh.start('private-b', { via: a, args: ['--psk', keyB] })
+    const warnings = async (): Promise<Array<Record<string, unknown>>> => (await logLines(a)).filter(l => l.component === 'handshake')
+    const first = await waitFor(async () => (await warnings())[0], { timeoutMs: 30_000, what: 'private-a to warn about the failed handshake' })
+    expect(first).toMatchObject({ level: 40, pskFingerprint: fingerprint, remoteAddr: expect.stringMatching(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/) })
+    expect(String(first.msg)).toMatch(new RegExp(`^a peer at ${String(first.remoteAddr)} failed the private-network handshake with this node \\(key fingerprint ${fingerprint}\\): .*--psk FILE`))
+    await waitFor(async () => (await logLines(b)).filter(l => /bootstrap peer unreachable/.test(String(l.msg))).length >= 3, { timeoutMs: 60_000, what: 'private-b to retry three times' })
+    expect(await warnings()).toHaveLength(1)
+    await b.stop(10_000)
+  })
+
+  it('zp-node start --data-root lets a campaign name a file under that folder; one outside is refused with exit 2', async () => {
+    const shared = join(scratch.path, 'shared')
+    const elsewhere = join(scratch.path, 'elsewhere')
+    const campaigns = join(scratch.path, 'campaigns')
+    for (const d of [shared, elsewhere, campaigns]) await mkdir(d)
+    await copyFile(SQUARES, join(shared, 'squares.mjs'))
+    await copyFile(SQUARES, join(elsewhere, 'squares.mjs'))
+    const node = await mesh.start('data-root', { args: ['--data-root', shared] })
+    const submit = async (module: string): Promise<{ code: number, stdout: string, stderr: string }> => {
+      const file = join(campaigns, `${basename(dirname(module))}.json`)
+      await writeFile(file, JSON.stringify({ name: 'rooted', workload: { kind: 'module', module }, shards: { iterations: { total: 4, perShard: 2, seed: 1 } } }))
+      return await runCli('zp', ['submit', file, '--wait', '--json', '--data-dir', node.dataDir], { timeoutMs: 120_000 })
+    }
+    const allowed = await submit(join(shared, 'squares.mjs'))
+    expect(allowed.code === 0 ? '' : allowed.stderr).toBe('')
+    expect(allowed.code).toBe(0)
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ state: 'SUCCEEDED', shards: { done: 2 } })
+    const refused = await submit(join(elsewhere, 'squares.mjs'))
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(`${join(elsewhere, 'squares.mjs')}, outside the campaign's folder ${campaigns} or this node's --data-root folders (`)
+    expect(refused.stderr).toContain(shared)
   })
 
   it('zp peers explains a missing or stale node instead of failing obscurely', async () => {
