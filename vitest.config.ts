@@ -9,7 +9,7 @@ export default defineConfig({
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
       { test: { name: 'mesh', include: ['test/mesh/**/*.test.ts'], testTimeout: 90_000, hookTimeout: 60_000 } },
-      { test: { name: 'process', include: ['test/process/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 120_000, fileParallelism: false } }
+      { test: { name: 'process', include: ['test/process/**/*.test.ts'], setupFiles: ['test/process/openapi-setup.ts'], testTimeout: 180_000, hookTimeout: 120_000, fileParallelism: false } }
     ]
   }
 })
