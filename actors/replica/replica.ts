@@ -4,38 +4,21 @@ import type { Storage, Sublevel } from '../../node/storage.ts'
 import { decode } from '../../protocols/common/codec.ts'
 import {
   ReplicaOpsSchema, ReplicaRequestSchema, REPLICA_ACTOR, SnapshotSchema, VoteReplySchema,
-  type AppendReply, type ReplicaOp, type ReplicaRequest, type Snapshot, type VoteReply
+  type AppendReply, type ExportReply, type ReplicaOp, type ReplicaRequest, type Snapshot, type VoteReply
 } from '../../protocols/campaign/replica.ts'
 import type { BlobRef } from '../../protocols/campaign/spec.ts'
 import type { CampaignStore } from '../coordinator/store.ts'
 import { FINAL_STATES } from '../coordinator/campaign.ts'
-import { LEADER_LEASE_MS, quorums } from '../coordinator/replication.ts'
+import { LEADER_LEASE_MS } from '../coordinator/replication.ts'
 import { recordedStatus, type CampaignStatus } from '../coordinator/status.ts'
 import { describeError, NotAuthorizedError } from '../runtime/errors.ts'
 import { Later, type ActorContext, type ActorDefinition, type Behavior, type MessageMeta } from '../runtime/types.ts'
+import { candidacy, decideVote, retryAt, standAt, tally, VOTE_TIMEOUT_MS, won, type Tally } from './election.ts'
+import { admit } from './fencing.ts'
+import { nextRole, roleOnLoad, type RoleEvent } from './role.ts'
+import type { ReplicaMeta, Standing } from './state.ts'
 
 export { REPLICA_ACTOR } from '../../protocols/campaign/replica.ts'
-
-/** What a replica keeps about each campaign it holds a copy of. */
-export interface ReplicaMeta {
-  campaignId: string
-  /** the term of the coordinator this replica follows: raised only when a coordinator of a higher term reaches it (fencing) */
-  term: number
-  /** the term of the coordinator whose changes the copy holds */
-  logTerm: number
-  /** the last change applied */
-  seq: number
-  coordinator: string
-  members: string[]
-  /** the last election this replica voted in, and for whom (one vote a term) */
-  votedTerm?: number
-  votedFor?: string
-  files: BlobRef[]
-  /** the workload's files are here: this replica can take over */
-  filesReady: boolean
-  /** this node took the campaign over: its own coordinator runs it now */
-  adopted?: boolean
-}
 
 export interface ReplicaPorts {
   self: string
@@ -55,30 +38,25 @@ export interface ReplicaPorts {
   }
   /** the local coordinator's status of a campaign it runs (null: it does not) */
   localStatus: (id: string) => Promise<CampaignStatus | null>
-  /** the campaign's results as this node holds them, stored as a blob `peer` may fetch (null: not held here) */
-  exportFor: (peer: string, id: string, format: 'jsonl' | 'csv') => Promise<BlobRef | null>
+  /** the campaign's results from an up-to-date copy here, stored as a blob `peer` may fetch (null: none here) */
+  exportFor: (peer: string, id: string, format: 'jsonl' | 'csv') => Promise<ExportReply>
+  /** summary.md of a campaign this node coordinated and that has ended (null: none here) */
+  summaryFor: (id: string) => Promise<{ text: string } | null>
+  /** the audit log of a campaign this node coordinates, as a blob `peer` may fetch (null: none here) */
+  auditFor: (peer: string, id: string) => Promise<{ blob: BlobRef, head?: string } | null>
   /** hand a campaign won in an election to the local coordinator */
   takeover: (msg: { id: string, term: number, replicas: string[], previous: string }) => Promise<void>
 }
 
 type LocalMessage =
   | { type: 'tick' }
-  | { type: 'elected', campaignId: string, term: number, votes: number, needed: number, higher: number, behind: boolean }
+  | { type: 'elected', campaignId: string, term: number, needed: number, tally: Tally }
   | { type: 'files-ready', campaignId: string, ok: boolean, error?: string }
   | { type: 'status', campaignId: string }
 
 export type ReplicaMessage = ReplicaRequest | LocalMessage
 
 const TICK_MS = 500
-/** replicas stand for election one after another, in their order in the member list */
-const ELECTION_STAGGER_MS = 1000
-/**
- * A candidate stands this long after its own promise to the dead coordinator
- * ran out: the other replicas heard from it a little later than this one
- * did, and refuse to vote until their promises run out too.
- */
-const ELECTION_MARGIN_MS = 300
-const VOTE_TIMEOUT_MS = 3000
 const FETCH_TIMEOUT_MS = 10 * 60_000
 
 /**
@@ -105,17 +83,8 @@ class Replica implements Behavior<ReplicaMessage> {
   readonly #store: CampaignStore
   readonly #metaDb: Sublevel<ReplicaMeta>
   readonly #metas = new Map<string, ReplicaMeta>()
-  /** the coordinator this replica last confirmed, and until when it promised not to confirm or elect another */
-  readonly #grants = new Map<string, { peer: string, until: number }>()
-  /** a vote given: until then this replica confirms no other coordinator, so the candidate can win safely */
-  readonly #promises = new Map<string, { candidate: string, term: number, until: number }>()
-  readonly #deadSince = new Map<string, number>()
-  readonly #nextTry = new Map<string, number>()
-  readonly #electing = new Set<string>()
-  /** the highest term candidates have asked for (kept apart from `term`, which fences coordinators) */
-  readonly #seenTerms = new Map<string, number>()
-  /** campaigns where this replica turned down a candidate with an older copy: it stands next, without waiting its turn */
-  readonly #eager = new Set<string>()
+  /** per campaign, beside its copy: role, grant, promise, election timing */
+  readonly #standings = new Map<string, Standing>()
   readonly #fetching = new Set<string>()
   readonly #timer: ReturnType<typeof setInterval>
   readonly #loaded: Promise<void>
@@ -140,8 +109,18 @@ class Replica implements Behavior<ReplicaMessage> {
     for await (const meta of this.#metaDb.values()) {
       this.#metas.set(meta.campaignId, meta)
       // a promise made before a restart still holds: wait a whole lease before electing
-      this.#grants.set(meta.campaignId, { peer: meta.coordinator, until: this.#startedAt + LEADER_LEASE_MS })
+      this.#standings.set(meta.campaignId, {
+        role: roleOnLoad(meta.coordinator, this.#ports.self), grant: { peer: meta.coordinator, until: this.#startedAt + LEADER_LEASE_MS }, seenTerm: 0, eager: false
+      })
     }
+  }
+
+  /** The one place a role changes. */
+  #become (id: string, standing: Standing, event: RoleEvent): void {
+    const to = nextRole(standing.role, event)
+    if (to == null) return
+    this.#log.info({ campaign: id, from: standing.role, to, event }, `replica role: ${to}`)
+    standing.role = to
   }
 
   async receive (msg: ReplicaMessage, meta: MessageMeta): Promise<unknown> {
@@ -153,7 +132,9 @@ class Replica implements Behavior<ReplicaMessage> {
       case 'vote': return await this.#onVote(msg, now)
       case 'lookup': return await this.#lookup(msg.campaignId)
       // answered when written, the mailbox going on meanwhile: a large export must not hold up the checkpoints
-      case 'export': return new Later(this.#ports.exportFor(meta.from, msg.campaignId, msg.format).then(blob => blob != null ? { blob } : null))
+      case 'export': return new Later(this.#ports.exportFor(meta.from, msg.campaignId, msg.format))
+      case 'summary': return new Later(this.#ports.summaryFor(msg.campaignId))
+      case 'audit': return new Later(this.#ports.auditFor(meta.from, msg.campaignId))
     }
     if (meta.from !== this.#ports.self) return undefined
     switch (msg.type) {
@@ -164,39 +145,24 @@ class Replica implements Behavior<ReplicaMessage> {
     }
   }
 
-  /**
-   * Checks a coordinator's message against what this replica knows; a
-   * refusal, or nothing when it may go on. Fencing: a lower term is refused
-   * (the sender learns it was replaced); a higher term is followed at once,
-   * but confirmed only once this replica's promise to the coordinator before
-   * it has run out; and while a vote it gave is in force, nobody else is
-   * confirmed. So no two coordinators ever hold its confirmation at once.
-   */
-  async #admit (msg: { campaignId: string, term: number, members: string[] }, from: string, isSnapshot: boolean, now: number): Promise<AppendReply | undefined> {
+  /** A coordinator's append or snapshot, checked (see `admit`): a refusal, or nothing when it may go on. */
+  async #admit (msg: { campaignId: string, term: number }, from: string, isSnapshot: boolean, now: number): Promise<AppendReply | undefined> {
     const meta = this.#metas.get(msg.campaignId)
-    if (meta == null) {
-      if (!isSnapshot) return { ok: false, term: msg.term, seq: 0, snapshot: true }
+    const standing = this.#standings.get(msg.campaignId)
+    if (meta == null || standing == null) {
+      if (!isSnapshot) return { ok: false, code: 'no-copy', term: msg.term, seq: 0, snapshot: true }
       if (!this.#ports.isTrusted(from)) throw new NotAuthorizedError(`peer ${from} is not trusted by ${this.#ports.self}; it cannot place a campaign replica here (start this node with --trust ${from})`)
       return undefined
     }
-    const refuse = (reason: string): AppendReply => ({ ok: false, term: meta.term, seq: meta.seq, coordinator: meta.coordinator, reason })
-    // not now: said with the sender's own term, so it is not taken for a takeover
-    const notNow = (reason: string): AppendReply => ({ ok: false, term: Math.min(meta.term, msg.term), seq: meta.seq, reason })
-    if (msg.term < meta.term) return refuse(`superseded: term ${meta.term} belongs to ${meta.coordinator}`)
-    if (msg.term === meta.term && meta.coordinator !== from) return refuse(`term ${msg.term} belongs to another coordinator`)
-    const promise = this.#promises.get(msg.campaignId)
-    if (promise != null && promise.until > now && promise.candidate !== from && promise.term > msg.term) return notNow(`voted for ${promise.candidate} in term ${promise.term}; confirming nobody else until that election ends`)
-    if (msg.term > meta.term) {
-      if (from !== meta.coordinator && !meta.members.includes(from) && !this.#ports.isTrusted(from)) return refuse('not a replica of this campaign')
+    const { follow, refusal } = admit(meta, standing, msg, from, this.#ports.isTrusted(from), now)
+    if (follow) {
       this.#log.info({ campaign: meta.campaignId, coordinator: from, term: msg.term }, 'a new coordinator for a replicated campaign')
       meta.term = msg.term
       meta.coordinator = from
-      meta.adopted = undefined
       await this.#metaDb.put(meta.campaignId, meta)
+      this.#become(meta.campaignId, standing, 'superseded')
     }
-    const grant = this.#grants.get(msg.campaignId)
-    if (grant != null && grant.peer !== from && grant.until > now) return notNow(`the previous coordinator's lease runs for ${grant.until - now} ms more`)
-    return undefined
+    return refusal
   }
 
   async #onAppend (msg: Extract<ReplicaRequest, { type: 'append' }>, from: string, receivedAt: number): Promise<AppendReply> {
@@ -204,7 +170,7 @@ class Replica implements Behavior<ReplicaMessage> {
     if (refused != null) return refused
     const meta = this.#metas.get(msg.campaignId)!
     // changes from another coordinator's log may differ from ours past the takeover: start over from its snapshot
-    if (meta.logTerm !== msg.term || msg.after > meta.seq) return { ok: false, term: meta.term, seq: meta.seq, snapshot: true }
+    if (meta.logTerm !== msg.term || msg.after > meta.seq) return { ok: false, code: 'gap', term: meta.term, seq: meta.seq, snapshot: true }
     const ops: ReplicaOp[] = msg.blob != null
       ? ReplicaOpsSchema.parse(decode(await this.#fetchBytes(from, msg.blob)))
       : ReplicaOpsSchema.parse((msg.packed ?? []).map(bytes => decode(bytes)))
@@ -217,8 +183,7 @@ class Replica implements Behavior<ReplicaMessage> {
       meta.members = msg.members
       await this.#metaDb.put(meta.campaignId, meta)
     }
-    this.#grants.set(msg.campaignId, { peer: from, until: receivedAt + msg.leaseMs })
-    this.#deadSince.delete(msg.campaignId)
+    this.#confirmed(msg.campaignId, from, receivedAt + msg.leaseMs)
     return { ok: true, term: meta.term, seq: this.#metas.get(msg.campaignId)!.seq }
   }
 
@@ -235,11 +200,18 @@ class Replica implements Behavior<ReplicaMessage> {
     }
     await this.#store.restore(snapshot, [{ sublevel: this.#metaDb as Sublevel<unknown>, key: meta.campaignId, value: meta }])
     this.#metas.set(meta.campaignId, meta)
-    this.#grants.set(msg.campaignId, { peer: from, until: receivedAt + msg.leaseMs })
-    this.#deadSince.delete(msg.campaignId)
+    if (!this.#standings.has(meta.campaignId)) this.#standings.set(meta.campaignId, { role: 'follower', seenTerm: 0, eager: false })
+    this.#confirmed(msg.campaignId, from, receivedAt + msg.leaseMs)
     if (!meta.filesReady) this.#fetchFiles(meta)
     this.#log.info({ campaign: meta.campaignId, coordinator: from, term: msg.term, seq: msg.seq, results: snapshot.results.length }, 'holding a replica of a campaign')
     return { ok: true, term: meta.term, seq: meta.seq }
+  }
+
+  /** This replica confirmed `peer` as the campaign's coordinator, promising until `until` to confirm or elect nobody else. */
+  #confirmed (id: string, peer: string, until: number): void {
+    const standing = this.#standings.get(id)!
+    standing.grant = { peer, until }
+    standing.deadSince = undefined
   }
 
   async #fetchBytes (from: string, ref: BlobRef): Promise<Uint8Array> {
@@ -271,37 +243,26 @@ class Replica implements Behavior<ReplicaMessage> {
     await this.#metaDb.put(meta.campaignId, meta)
   }
 
-  /**
-   * One vote a term, for a replica of the campaign whose copy is at least as
-   * new as this one, and only when this replica's promise to the coordinator
-   * has run out. The vote is itself a promise: for a lease, this replica
-   * confirms nobody else, so the candidate can take over without a rival.
-   */
+  /** A candidate asks for this replica's vote (see `decideVote`); a vote granted is kept durably. */
   async #onVote (msg: Extract<ReplicaRequest, { type: 'vote' }>, now: number): Promise<VoteReply> {
     const meta = this.#metas.get(msg.campaignId)
-    if (meta == null) return { granted: false, term: msg.term, reason: 'no replica of this campaign here' }
-    const refuse = (reason: string): VoteReply => ({ granted: false, term: Math.max(meta.term, meta.votedTerm ?? 0), reason })
-    if (!meta.members.includes(msg.candidate)) return refuse('the candidate is not a replica of this campaign')
-    this.#seenTerms.set(msg.campaignId, Math.max(this.#seenTerms.get(msg.campaignId) ?? 0, msg.term))
-    if (msg.term <= meta.term) return refuse(`term ${meta.term} already has a coordinator`)
-    if (meta.votedTerm != null && (msg.term < meta.votedTerm || (msg.term === meta.votedTerm && meta.votedFor !== msg.candidate))) return refuse(`already voted in term ${meta.votedTerm}`)
-    const grant = this.#grants.get(msg.campaignId)
-    if (grant != null && grant.until > now && grant.peer !== msg.candidate) return refuse(`the coordinator ${grant.peer} confirmed itself less than a lease ago`)
-    if (msg.lastTerm < meta.logTerm || (msg.lastTerm === meta.logTerm && msg.seq < meta.seq)) {
-      this.#eager.add(msg.campaignId)
-      return refuse(`the candidate's copy (term ${msg.lastTerm}, seq ${msg.seq}) is behind this one (term ${meta.logTerm}, seq ${meta.seq})`)
-    }
+    const standing = this.#standings.get(msg.campaignId)
+    if (meta == null || standing == null) return { granted: false, code: 'no-copy', term: msg.term, reason: 'no replica of this campaign here' }
+    const decision = decideVote(meta, standing, msg, now)
+    standing.seenTerm = decision.seenTerm
+    if (decision.eager) standing.eager = true
+    if (decision.promise == null) return decision.reply
     meta.votedTerm = msg.term
     meta.votedFor = msg.candidate
     await this.#metaDb.put(meta.campaignId, meta)
-    this.#promises.set(msg.campaignId, { candidate: msg.candidate, term: msg.term, until: now + LEADER_LEASE_MS })
+    standing.promise = decision.promise
     this.#log.info({ campaign: msg.campaignId, candidate: msg.candidate, term: msg.term }, 'voted for a new coordinator')
-    return { granted: true, term: msg.term }
+    return decision.reply
   }
 
   #tick (now: number): void {
     if (this.#ticking) return
-    const watching = [...this.#metas.values()].some(m => m.adopted !== true && m.coordinator !== this.#ports.self && m.members.includes(this.#ports.self))
+    const watching = [...this.#metas.values()].some(m => this.#standings.get(m.campaignId)?.role !== 'leader' && m.members.includes(this.#ports.self))
     if (!watching) return
     this.#ticking = true
     this.#ports.peerState()
@@ -313,94 +274,90 @@ class Replica implements Behavior<ReplicaMessage> {
   async #checkCoordinators (states: Map<string, string>, now: number): Promise<void> {
     for (const meta of this.#metas.values()) {
       const id = meta.campaignId
-      if (meta.adopted === true || meta.coordinator === this.#ports.self || !meta.members.includes(this.#ports.self)) continue
+      const standing = this.#standings.get(id)
+      if (standing == null || standing.role === 'leader' || !meta.members.includes(this.#ports.self)) continue
       if (!meta.filesReady) {
         this.#fetchFiles(meta)
         continue
       }
       const state = states.get(meta.coordinator)
       if (state !== 'dead') {
-        this.#deadSince.delete(id)
+        standing.deadSince = undefined
         continue
       }
       const record = await this.#store.campaign(id)
       if (record == null || FINAL_STATES.has(record.state)) continue
-      if (!this.#deadSince.has(id)) this.#deadSince.set(id, now)
-      const order = meta.members.indexOf(this.#ports.self)
-      // the first in member order stands first; the next only if that one has not won a stagger later
-      const stagger = this.#eager.has(id) ? 0 : order * ELECTION_STAGGER_MS
-      const promise = this.#promises.get(id)
-      const standAt = Math.max(Math.max(this.#deadSince.get(id)!, (this.#grants.get(id)?.until ?? 0) + ELECTION_MARGIN_MS) + stagger, this.#nextTry.get(id) ?? 0, promise?.until ?? 0)
-      if (now < standAt || this.#electing.has(id)) continue
-      await this.#stand(meta)
+      standing.deadSince ??= now
+      if (now < standAt(standing, standing.deadSince, meta.members.indexOf(this.#ports.self)) || standing.role === 'candidate') continue
+      await this.#stand(meta, standing)
     }
   }
 
   /** Stands for coordinator of a campaign whose coordinator is dead: votes are asked outside the mailbox. */
-  async #stand (meta: ReplicaMeta): Promise<void> {
-    const term = Math.max(meta.term, meta.votedTerm ?? 0, this.#seenTerms.get(meta.campaignId) ?? 0) + 1
-    this.#eager.delete(meta.campaignId)
+  async #stand (meta: ReplicaMeta, standing: Standing): Promise<void> {
+    const { term, needed, promise, ask } = candidacy(meta.campaignId, meta, standing, this.#ports.self, Date.now())
+    standing.eager = false
     meta.votedTerm = term
     meta.votedFor = this.#ports.self
     await this.#metaDb.put(meta.campaignId, meta)
-    this.#promises.set(meta.campaignId, { candidate: this.#ports.self, term, until: Date.now() + LEADER_LEASE_MS + VOTE_TIMEOUT_MS })
-    this.#electing.add(meta.campaignId)
+    standing.promise = promise
+    this.#become(meta.campaignId, standing, 'stand')
     const others = meta.members.filter(p => p !== this.#ports.self)
-    const needed = quorums(meta.members.length).elect
     this.#log.warn({ campaign: meta.campaignId, deadCoordinator: meta.coordinator, term, needed, of: meta.members.length }, 'the coordinator of a replicated campaign is dead; standing for election')
-    const ask: ReplicaRequest = { type: 'vote', campaignId: meta.campaignId, term, candidate: this.#ports.self, lastTerm: meta.logTerm, seq: meta.seq }
     void Promise.allSettled(others.map(async p => VoteReplySchema.parse(await this.#ctx.ask({ peer: p, name: REPLICA_ACTOR }, ask, { timeoutMs: VOTE_TIMEOUT_MS }))))
       .then(async replies => {
-        let votes = 1
-        let higher = term
-        let behind = false
-        for (const r of replies) {
-          if (r.status !== 'fulfilled') continue
-          if (r.value.granted) votes++
-          if (r.value.reason?.includes('behind') === true) behind = true
-          higher = Math.max(higher, r.value.term)
-        }
-        await this.#ctx.tell(this.#ctx.self, { type: 'elected', campaignId: meta.campaignId, term, votes, needed, higher, behind })
+        const counted = tally(term, replies.map(r => r.status === 'fulfilled' ? r.value : undefined))
+        await this.#ctx.tell(this.#ctx.self, { type: 'elected', campaignId: meta.campaignId, term, needed, tally: counted })
       })
       .catch(() => {})
   }
 
   async #onElected (msg: Extract<LocalMessage, { type: 'elected' }>): Promise<void> {
-    this.#electing.delete(msg.campaignId)
     const meta = this.#metas.get(msg.campaignId)
-    if (meta == null) return
-    this.#seenTerms.set(msg.campaignId, Math.max(this.#seenTerms.get(msg.campaignId) ?? 0, msg.higher))
-    if (msg.votes < msg.needed || meta.term >= msg.term || meta.votedTerm !== msg.term || meta.votedFor !== this.#ports.self) {
-      this.#promises.delete(msg.campaignId)
-      this.#log.info({ campaign: msg.campaignId, term: msg.term, votes: msg.votes, needed: msg.needed }, 'not elected; will try again if the campaign still has no coordinator')
-      // a replica with a newer copy turned this one down: it stands next, so give it room
-      this.#nextTry.set(msg.campaignId, Date.now() + ELECTION_STAGGER_MS * ((msg.behind ? 3 : 1) + Math.random() * 2))
+    const standing = this.#standings.get(msg.campaignId)
+    if (meta == null || standing == null) return
+    standing.seenTerm = Math.max(standing.seenTerm, msg.tally.higher)
+    // asked before a restart of this actor: it stands again when its turn comes
+    if (standing.role !== 'candidate') return
+    const { votes, behind } = msg.tally
+    if (!won(meta, this.#ports.self, msg.term, votes, msg.needed)) {
+      standing.promise = undefined
+      this.#log.info({ campaign: msg.campaignId, term: msg.term, votes, needed: msg.needed }, 'not elected; will try again if the campaign still has no coordinator')
+      standing.nextTry = retryAt(Date.now(), behind, Math.random())
+      this.#become(msg.campaignId, standing, 'lost')
       return
     }
     const snapshot = await this.#store.snapshot(msg.campaignId)
-    if (snapshot == null) return
+    if (snapshot == null) {
+      // the copy is gone: nothing to take over
+      this.#become(msg.campaignId, standing, 'lost')
+      return
+    }
     const previous = meta.coordinator
     const replicas = meta.members.filter(p => p !== this.#ports.self)
     meta.term = msg.term
-    this.#promises.delete(msg.campaignId)
+    standing.promise = undefined
     const record = { ...snapshot.record, runDir: join(this.#ports.runsDir, msg.campaignId), term: msg.term, replicas, auditHead: undefined }
     await this.#ports.main.restore({ ...snapshot, record })
     meta.coordinator = this.#ports.self
-    meta.adopted = true
     await this.#metaDb.put(meta.campaignId, meta)
+    this.#become(msg.campaignId, standing, 'won')
     await this.#store.drop(msg.campaignId)
-    this.#log.warn({ campaign: msg.campaignId, term: msg.term, previous, votes: msg.votes }, 'elected coordinator of the campaign; taking it over')
+    this.#log.warn({ campaign: msg.campaignId, term: msg.term, previous, votes }, 'elected coordinator of the campaign; taking it over')
     await this.#ports.takeover({ id: msg.campaignId, term: msg.term, replicas, previous })
   }
 
   /** What this node knows of a campaign: its own coordinator's view, or its replica copy. */
   async #statusOf (id: string): Promise<CampaignStatus | null> {
     const meta = this.#metas.get(id)
-    if (meta == null || meta.adopted === true) return null
+    if (meta == null || this.#standings.get(id)?.role === 'leader') return null
     const record = await this.#store.campaign(id)
     if (record == null) return null
     const status = recordedStatus(record, meta.coordinator)
-    return { ...status, waiting: FINAL_STATES.has(status.state) ? null : `as replicated to this node (coordinator ${meta.coordinator}, term ${meta.term})` }
+    // a copy that has not reached the end may be behind: only the coordinator's answer is the live one
+    return FINAL_STATES.has(status.state)
+      ? { ...status, waiting: null }
+      : { ...status, stale: true, waiting: `as replicated to this node (coordinator ${meta.coordinator}, term ${meta.term}); it may be behind` }
   }
 
   async #lookup (id: string): Promise<CampaignStatus | null> {

@@ -3,12 +3,15 @@ import { backoffDelay } from '../../protocols/common/backoff.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import {
   COORDINATOR_ACTOR, ResultAckSchema, WORKER_QUEUE_FACTOR, WorkerRequestSchema,
-  type CoordinatorRequest, type Lease, type LeaseReply, type WorkerRequest
+  type CoordinatorRequest, type LeaseReply, type WorkerRequest
 } from '../../protocols/campaign/messages.ts'
 import type { BlobRef, Workload } from '../../protocols/campaign/spec.ts'
 import { describeError, NotAuthorizedError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
-import { ShardFailure, type Runner, type ShardTask } from './runners/types.ts'
+import { refuseLease } from './leases.ts'
+import { nextLifecycle, type WorkerEvent, type WorkerState } from './lifecycle.ts'
+import { ShardFailure, type Runner } from './runners/types.ts'
+import { shardFiles, shardTask, type ShardBlobs, type Task } from './task.ts'
 
 export { WORKER_ACTOR } from '../../protocols/campaign/messages.ts'
 
@@ -16,11 +19,7 @@ export { WORKER_ACTOR } from '../../protocols/campaign/messages.ts'
 export interface WorkerPorts {
   slots: number
   runners: Record<Workload['kind'], Runner>
-  blobs: {
-    /** a workload file from `from`'s store (cached after the first time); the local path */
-    fetch: (from: string, ref: BlobRef, signal: AbortSignal) => Promise<string>
-    /** bytes [start, end) of `ref` on `from`, whose sha256 is `hash`: where to read them locally */
-    fetchSlice: (from: string, ref: BlobRef, range: { start: number, end: number, hash: string }, signal: AbortSignal) => Promise<{ path: string, start: number, end: number }>
+  blobs: ShardBlobs & {
     /** keep `bytes` for `peer` to fetch (a result too large for a message) */
     offer: (peer: string, bytes: Uint8Array, name: string) => Promise<BlobRef>
   }
@@ -35,19 +34,6 @@ interface Coordination {
   coordinator: string
   term: number
   successors: string[]
-}
-
-interface Task {
-  key: string
-  campaignId: string
-  campaignName: string
-  coordinator: string
-  workload: Workload
-  params: Record<string, unknown>
-  lease: Lease
-  abort: AbortController
-  /** why it was aborted: the coordinator cancelled it, or the node is draining */
-  aborted?: 'cancelled' | 'draining'
 }
 
 type LocalMessage =
@@ -90,7 +76,7 @@ class Worker implements Behavior<WorkerMessage> {
   readonly #running = new Map<string, Task>()
   /** tasks whose result is on its way */
   readonly #delivery = new Set<Task>()
-  #draining = false
+  #state: WorkerState = 'running'
   /** results being delivered: a slot is free before its result is acknowledged, a drain is not over */
   #delivering = 0
   #idle = Promise.withResolvers<void>()
@@ -105,7 +91,16 @@ class Worker implements Behavior<WorkerMessage> {
     this.#idle.resolve()
   }
 
+  /** The one place the lifecycle state changes. */
+  #become (event: WorkerEvent): void {
+    const to = nextLifecycle(this.#state, event)
+    if (to == null) return
+    this.#log.info({ from: this.#state, to, event }, `worker ${to}`)
+    this.#state = to
+  }
+
   stopped (): void {
+    this.#become('stop')
     for (const t of [...this.#queued, ...this.#running.values()]) t.abort.abort(new Error('node stopping'))
   }
 
@@ -121,7 +116,7 @@ class Worker implements Behavior<WorkerMessage> {
       case 'delivered': this.#delivering--; this.#checkIdle(); return
       // not a promise: the caller awaits `idle` without holding this mailbox
       case 'drain': return this.#onDrain()
-      case 'status': return { running: this.#running.size, queued: this.#queued.length, draining: this.#draining }
+      case 'status': return { running: this.#running.size, queued: this.#queued.length, draining: this.#state === 'draining' }
     }
   }
 
@@ -146,14 +141,16 @@ class Worker implements Behavior<WorkerMessage> {
     if (!superseded) this.#coordination.set(msg.campaignId, { coordinator, term, successors: msg.successors ?? known?.successors ?? [] })
     for (const lease of msg.leases) {
       const key = `${msg.campaignId}:${lease.shard.index}`
-      if (superseded) {
-        reply.refused.push({ epoch: lease.epoch, reason: `superseded: this campaign's coordinator is ${known.coordinator} since term ${known.term}` })
-      } else if (this.#draining) {
-        reply.refused.push({ epoch: lease.epoch, reason: 'draining' })
-      } else if (this.#running.size + this.#queued.length >= capacity) {
-        reply.refused.push({ epoch: lease.epoch, reason: `busy: ${this.#running.size} running, ${this.#queued.length} queued` })
-      } else if (this.#running.has(key) || this.#queued.some(t => t.key === key)) {
-        reply.refused.push({ epoch: lease.epoch, reason: 'already running this shard' })
+      const refused = refuseLease({
+        state: this.#state,
+        supersededBy: superseded ? known : undefined,
+        running: this.#running.size,
+        queued: this.#queued.length,
+        capacity,
+        duplicate: this.#running.has(key) || this.#queued.some(t => t.key === key)
+      })
+      if (refused != null) {
+        reply.refused.push({ epoch: lease.epoch, ...refused })
       } else {
         this.#queued.push({
           key, campaignId: msg.campaignId, campaignName: msg.campaignName, coordinator, workload: msg.workload, params: msg.params, lease, abort: new AbortController()
@@ -207,7 +204,7 @@ class Worker implements Behavior<WorkerMessage> {
   }
 
   #onDrain (): { idle: Promise<void>, handBack: () => void } {
-    this.#draining = true
+    this.#become('drain')
     // queued shards have not started: give them back now
     for (const t of this.#queued.splice(0)) this.#release(t, 'worker draining before it started the shard')
     return {
@@ -253,9 +250,9 @@ class Worker implements Behavior<WorkerMessage> {
     // shards that take a while are reported RUNNING; quick ones need no extra message
     const startedTimer = setTimeout(() => { this.#progress(task, 0) }, STARTED_AFTER_MS)
     try {
-      const files = await this.#files(task, signal)
+      const files = await shardFiles(this.#ports.blobs, task, signal)
       let lastProgress = 0
-      const output = await this.#ports.runners[task.workload.kind].run(this.#taskFor(task, files), {
+      const output = await this.#ports.runners[task.workload.kind].run(shardTask(task, files), {
         signal,
         log,
         progress: (fraction) => {
@@ -292,34 +289,6 @@ class Worker implements Behavior<WorkerMessage> {
     await this.#ctx.tell(this.#ctx.self, { type: 'task-done', key: task.key }).catch(() => {})
     if (outcome != null) await this.#deliver(task, outcome, durationMs, log)
     await this.#ctx.tell(this.#ctx.self, { type: 'delivered' }).catch(() => {})
-  }
-
-  async #files (task: Task, signal: AbortSignal): Promise<ShardTask['files']> {
-    const w = task.workload
-    const from = task.coordinator
-    if (w.kind === 'module') return { module: await this.#ports.blobs.fetch(from, w.module, signal) }
-    if (w.kind === 'onnx') {
-      const shard = task.lease.shard
-      if (shard.kind !== 'rows') throw new ShardFailure('onnx shards must be rows shards', { retryable: false })
-      const [model, data] = await Promise.all([
-        this.#ports.blobs.fetch(from, w.model, signal),
-        this.#ports.blobs.fetchSlice(from, w.data.blob, { start: shard.byteStart, end: shard.byteEnd, hash: shard.sliceHash }, signal)
-      ])
-      return { model, data }
-    }
-    return {}
-  }
-
-  #taskFor (task: Task, files: ShardTask['files']): ShardTask {
-    return {
-      campaignId: task.campaignId,
-      shard: task.lease.shard,
-      attempt: task.lease.attempt,
-      params: task.params,
-      workload: task.workload,
-      files,
-      ...(task.lease.resumeFrom !== undefined ? { resumeFrom: task.lease.resumeFrom } : {})
-    }
   }
 
   /** Until the coordinator acknowledges (stored durably), or says the lease is no longer ours. */

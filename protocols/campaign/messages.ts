@@ -48,10 +48,23 @@ export const WorkerRequestSchema = z.discriminatedUnion('type', [
 ])
 export type WorkerRequest = z.infer<typeof WorkerRequestSchema>
 
-/** The worker takes each lease it has room for; the rest come back refused with the reason. */
+/** Why a worker turned a lease down: the coordinator switches on this, never on `reason`. */
+export const LeaseRefusalSchema = z.enum([
+  /** the worker has no room: its slots and queue are full */
+  'busy',
+  /** the worker's node is draining: it takes no new work */
+  'draining',
+  /** the sender's term is below the one the worker follows for this campaign: another coordinator replaced it */
+  'superseded',
+  /** the worker already runs (or has queued) this shard */
+  'duplicate'
+])
+export type LeaseRefusal = z.infer<typeof LeaseRefusalSchema>
+
+/** The worker takes each lease it has room for; the rest come back refused with a code and the reason. */
 export const LeaseReplySchema = z.object({
   accepted: z.array(Epoch),
-  refused: z.array(z.object({ epoch: Epoch, reason: z.string().max(512) })),
+  refused: z.array(z.object({ epoch: Epoch, code: LeaseRefusalSchema, reason: z.string().max(512) })),
   /** the worker's free slots after taking these */
   free: z.number().int().nonnegative()
 })
