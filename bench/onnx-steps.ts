@@ -76,7 +76,7 @@ export async function stepRunner (dir: string, model: string, io: OnnxIo, perSha
       })
       await timed('store', async () => {
         const campaign = `c-bench${measured.toString().padStart(6, '0')}`
-        for (const [i, o] of outputs.entries()) await results.putResult(campaign, i, { rows: o.rows, worker: 'bench', attempt: 1, durationMs: 0 })
+        for (const [i, o] of outputs.entries()) await results.apply(campaign, [{ op: 'result', index: i, result: { rows: o.rows, worker: 'bench', attempt: 1, durationMs: 0 } }])
       })
       return seconds
     } finally {

@@ -29,3 +29,17 @@ export async function tempDir (prefix = 'zp-test-'): Promise<{ path: string, rem
   const path = await mkdtemp(join(tmpdir(), prefix))
   return { path, remove: async () => { await rm(path, { recursive: true, force: true }) } }
 }
+
+/** Shard indexes from an audit record's ranges (`0-63,65`). */
+export function shardsOf (ranges: unknown): number[] {
+  if (typeof ranges !== 'string' || ranges === '') return []
+  return ranges.split(',').flatMap(part => {
+    const [a, b] = part.split('-').map(Number)
+    return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i)
+  })
+}
+
+/** Every shard a campaign's audit records as done (its `results` records), in log order. */
+export function auditedResults (records: ReadonlyArray<Record<string, unknown>>): number[] {
+  return records.filter(r => r.type === 'results').flatMap(r => shardsOf(r.shards))
+}

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 export const GENESIS = '0'.repeat(64)
 
 export interface AuditEvent {
-  type: 'submitted' | 'leased' | 'result' | 'duplicate' | 'failed' | 'dead-lettered' | 'requeued' | 'cancelled' | 'resumed' | 'finished' | 'takeover' | 'superseded' | 'replicas' | 'gap'
+  type: 'submitted' | 'leased' | 'results' | 'duplicate' | 'failed' | 'dead-lettered' | 'requeued' | 'cancelled' | 'resumed' | 'finished' | 'takeover' | 'superseded' | 'replicas' | 'stopped' | 'gap'
   [field: string]: unknown
 }
 

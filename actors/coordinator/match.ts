@@ -24,5 +24,9 @@ export function noPeerReason (peers: PeerView[], requires: Requirements): string
   const shown = working.slice(0, 4).map(p => `${p.name} lacks ${missing(p, requires).join(', ')}`)
   const more = working.length > 4 ? `; and ${working.length - 4} more` : ''
   const wanted = [...requires.capabilities, ...(requires.minMemoryBytes > 0 ? [`${(requires.minMemoryBytes / 2 ** 30).toFixed(1)} GB memory`] : [])]
-  return `no peer meets the requirements (${wanted.join(', ')}): ${shown.join('; ')}${more}`
+  const exec = requires.capabilities.filter(c => c.startsWith('exec.')).map(c => c.slice('exec.'.length))
+  const fix = exec.length > 0
+    ? `; an exec campaign runs only on nodes whose --exec-config FILE defines the template${exec.length > 1 ? 's' : ''} ${exec.join(', ')} (see examples/exec)`
+    : ''
+  return `no peer meets the requirements (${wanted.join(', ')}): ${shown.join('; ')}${more}${fix}`
 }

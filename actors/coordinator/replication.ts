@@ -234,6 +234,22 @@ export class ReplicaGroup {
     for (const m of this.#members) this.#send(m, now)
   }
 
+  /** Replicas that do not hold `seq`. */
+  lagging (seq: number): string[] {
+    return this.#members.filter(m => m.acked < seq).map(m => m.peer)
+  }
+
+  /**
+   * Drops replicas from the group (ones that could not catch up with an ended
+   * campaign's last state): the record that lists the replicas stops naming
+   * them, so nobody takes their copy for a whole one.
+   */
+  remove (peers: readonly string[]): void {
+    const before = this.#members.length
+    this.#members = this.#members.filter(m => !peers.includes(m.peer))
+    if (this.#members.length !== before) this.#ports.membersChanged(this.members)
+  }
+
   close (): void {
     this.#closed = true
     if (this.#kick != null) clearTimeout(this.#kick)

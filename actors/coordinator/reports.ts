@@ -1,9 +1,20 @@
 import { appendFile, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
-import type { CampaignRun } from './campaign.ts'
+import type { CampaignRun, WorkerStats } from './campaign.ts'
 import type { CorrectnessReport } from './correctness.ts'
 import type { CampaignStatus } from './status.ts'
+
+export interface AcceleratorStats {
+  shards: number
+  busyMs: number
+}
+
+/** What the end-of-campaign report counts, over every result stored (whichever coordinator stored it). */
+export interface RunTotals {
+  workers: WorkerStats[]
+  accelerators: Map<string, AcceleratorStats>
+}
 
 /** `runs/<run-id>/config.json`: what was run, from which commit, on what hardware. */
 export async function writeConfig (runDir: string, config: {
@@ -26,21 +37,24 @@ export async function writeConfig (runDir: string, config: {
   }, null, 2) + '\n')
 }
 
-/** One line of `metrics.jsonl`: the campaign's counters at a moment. */
-export async function appendMetrics (runDir: string, status: CampaignStatus, now: number): Promise<void> {
-  const line = {
-    t: new Date(now).toISOString(),
+/** The counters a line of `metrics.jsonl` carries, as text to compare with the last line written. */
+export function metricsOf (status: CampaignStatus): string {
+  return JSON.stringify({
     state: status.state,
     ...status.shards,
     progress: round(status.progress, 4),
     rate: round(status.rate, 2),
     etaMs: status.etaMs
-  }
-  await appendFile(join(runDir, 'metrics.jsonl'), JSON.stringify(line) + '\n')
+  })
+}
+
+/** One line of `metrics.jsonl`: the campaign's counters (from `metricsOf`) at a moment. */
+export async function appendMetrics (runDir: string, metrics: string, now: number): Promise<void> {
+  await appendFile(join(runDir, 'metrics.jsonl'), `{"t":${JSON.stringify(new Date(now).toISOString())},${metrics.slice(1)}\n`)
 }
 
 /** `summary.md`: counts, timings per node and per accelerator, failures, and correctness when there is a reference. */
-export async function writeSummary (runDir: string, run: CampaignRun, status: CampaignStatus, correctness?: CorrectnessReport): Promise<string> {
+export async function writeSummary (runDir: string, run: CampaignRun, status: CampaignStatus, totals: RunTotals, correctness?: CorrectnessReport): Promise<string> {
   const s = run.spec
   const wall = status.endedAt != null && status.startedAt != null ? status.endedAt - status.startedAt : null
   const lines = [
@@ -59,14 +73,14 @@ export async function writeSummary (runDir: string, run: CampaignRun, status: Ca
     '',
     '| node | shards done | failed attempts | busy | mean per shard |',
     '| --- | ---: | ---: | ---: | ---: |',
-    ...run.workers().sort((a, b) => a.name.localeCompare(b.name)).map(w =>
+    ...totals.workers.sort((a, b) => a.name.localeCompare(b.name)).map(w =>
       `| ${w.name} | ${w.done} | ${w.failed} | ${seconds(w.busyMs)} | ${w.done > 0 ? ms(w.busyMs / w.done) : '-'} |`),
     '',
     '## Per accelerator',
     '',
     '| accelerator | shards | busy | mean per shard |',
     '| --- | ---: | ---: | ---: |',
-    ...[...run.accelerators()].sort(([a], [b]) => a.localeCompare(b)).map(([name, a]) =>
+    ...[...totals.accelerators].sort(([a], [b]) => a.localeCompare(b)).map(([name, a]) =>
       `| ${name} | ${a.shards} | ${seconds(a.busyMs)} | ${ms(a.busyMs / a.shards)} |`)
   ]
   const dead = run.deadLetters()

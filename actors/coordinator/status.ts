@@ -1,37 +1,9 @@
-import type { Priority } from '../../protocols/campaign/spec.ts'
-import { FINAL_STATES, type CampaignRun, type CampaignState, type DeadLetter, type WorkerStats } from './campaign.ts'
+import type { CampaignStatus } from '../../protocols/campaign/status.ts'
+import type { CampaignRun } from './campaign.ts'
+import { isFinal } from './states.ts'
 import type { CampaignRecord } from './store.ts'
 
-/** `GET /v1/campaigns/{id}` and `zp status --json`. */
-export interface CampaignStatus {
-  id: string
-  name: string
-  state: CampaignState
-  priority: Priority
-  /** the peer whose coordinator runs it */
-  coordinator: string
-  createdAt: number
-  startedAt: number | null
-  endedAt: number | null
-  shards: { total: number, done: number, failed: number, running: number, leased: number, pending: number }
-  /** 0..1, counting running shards' reported progress */
-  progress: number
-  /** shards per second over the last minute */
-  rate: number
-  etaMs: number | null
-  /** why ready shards are not being leased (QUEUED campaigns say why here) */
-  waiting: string | null
-  workers: WorkerStats[]
-  /** the first dead letters (all of them in summary.md) */
-  deadLetters: DeadLetter[]
-  runDir: string
-  /** how many times a replica has taken the campaign over */
-  term?: number
-  /** the peers holding replicas of its checkpoints */
-  replicas?: string[]
-  /** peers that refused its shards or its replicas because they do not trust this coordinator's node */
-  refusedBy?: string[]
-}
+export type { CampaignStatus } from '../../protocols/campaign/status.ts'
 
 const SHOWN_DEAD_LETTERS = 20
 
@@ -57,16 +29,17 @@ export function liveStatus (run: CampaignRun, now: number, coordinator: string, 
     shards: { total: run.total, done, failed, running, leased, pending: run.finished ? 0 : remaining - running - leased },
     progress: run.progressFraction(),
     rate: run.throughput.rate(now),
-    etaMs: run.finished ? null : run.throughput.etaMs(remaining, now) ?? null,
-    waiting: run.waiting ?? null,
+    etaMs: run.finished || run.state === 'STOPPED' ? null : run.throughput.etaMs(remaining, now) ?? null,
+    waiting: run.state === 'STOPPED' ? stoppedWaiting(run.id) : run.waiting ?? null,
     workers: run.workers(),
     deadLetters: run.deadLetters().slice(0, SHOWN_DEAD_LETTERS),
     runDir
   }
 }
 
-/** A campaign known only from its record (finished, or from before a restart). */
+/** A campaign known only from its record (finished, stopped, or a copy). */
 export function recordedStatus (rec: CampaignRecord, coordinator: string): CampaignStatus {
+  const failed = rec.deadLetters.length
   return {
     id: rec.id,
     name: rec.spec.name,
@@ -76,14 +49,21 @@ export function recordedStatus (rec: CampaignRecord, coordinator: string): Campa
     createdAt: rec.createdAt,
     startedAt: rec.startedAt ?? null,
     endedAt: rec.endedAt ?? null,
-    shards: { total: rec.shards, done: rec.done, failed: rec.deadLetters.length, running: 0, leased: 0, pending: rec.shards - rec.done - rec.deadLetters.length },
-    progress: rec.shards === 0 ? 1 : (rec.done + rec.deadLetters.length) / rec.shards,
+    shards: { total: rec.shards, done: rec.done, failed, running: 0, leased: 0, pending: isFinal(rec.state) ? 0 : rec.shards - rec.done - failed },
+    progress: rec.shards === 0 ? 1 : (rec.done + failed) / rec.shards,
     rate: 0,
     etaMs: null,
-    // a record that never reached a final state belongs to a run this node lost when it restarted
-    waiting: FINAL_STATES.has(rec.state) ? null : 'not running: its coordinator\'s node restarted while it ran; finished shards are kept',
+    waiting: rec.state === 'STOPPED'
+      ? stoppedWaiting(rec.id)
+      : isFinal(rec.state) ? null : 'not running here: its coordinator\'s node restarted while it ran; finished shards are kept',
     workers: [],
     deadLetters: rec.deadLetters.slice(0, SHOWN_DEAD_LETTERS),
-    runDir: rec.runDir
+    runDir: rec.runDir,
+    term: rec.term,
+    replicas: rec.replicas
   }
+}
+
+function stoppedWaiting (id: string): string {
+  return `stopped: its coordinator's node was started with --no-resume; finished shards are kept; 'zp resume ${id}' runs the rest`
 }

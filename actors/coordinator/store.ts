@@ -1,59 +1,10 @@
 import type { Storage, Sublevel } from '../../node/storage.ts'
-import type { ReplicaOp, Snapshot } from '../../protocols/campaign/replica.ts'
-import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
-import type { CampaignState, DeadLetter } from './campaign.ts'
+import type { CampaignRecord, ReplicaOp, ShardRecord, Snapshot, StoredLease, StoredResult } from '../../protocols/campaign/replica.ts'
 
-/** One shard's stored result. */
-export interface StoredResult {
-  rows: unknown[]
-  info?: Record<string, unknown>
-  worker: string
-  attempt: number
-  durationMs: number
-}
-
-/** What is kept about a campaign beyond its run: enough to list it, export it, and resume it after a restart. */
-export interface CampaignRecord {
-  id: string
-  spec: CampaignSpec
-  specHash: string
-  createdAt: number
-  startedAt?: number
-  endedAt?: number
-  state: CampaignState
-  shards: number
-  done: number
-  deadLetters: DeadLetter[]
-  runDir: string
-  /** shard byte offsets of a rows campaign's data set, and each shard's sha256 */
-  offsets?: number[]
-  sliceHashes?: string[]
-  /** epochs up to this one may have been granted: a resumed run grants only higher ones */
-  epochReserved?: number
-  /** hash of the last line of runs/<id>/audit.jsonl: a removed tail is noticed */
-  auditHead?: string
-  /** how many coordinators the campaign has had before this one (0: the one it was submitted to) */
-  term?: number
-  /** the peers holding a replica of this state */
-  replicas?: string[]
-  /** another coordinator took the campaign over (this node's copy is no longer the live one) */
-  movedTo?: { peer: string, term: number }
-}
-
-/** What a shard has been through beyond its result: failed attempts, death, its module checkpoint. */
-export interface ShardState {
-  failures: number
-  dead?: { attempts: number, error: string }
-  checkpoint?: unknown
-}
-
-/** A lease in force: its holder may still deliver a result, even across a coordinator restart. */
-export interface StoredLease {
-  worker: string
-  epoch: number
-}
+export type { CampaignRecord, ShardRecord, StoredLease, StoredResult } from '../../protocols/campaign/replica.ts'
 
 type BatchOp = { type: 'put', sublevel: Sublevel<any>, key: string, value: unknown } | { type: 'del', sublevel: Sublevel<any>, key: string }
+type Extra = Array<{ sublevel: Sublevel<unknown>, key: string, value: unknown }>
 
 /** Keys sort as numbers: a fixed width makes LevelDB's order the shard order. */
 const key = (campaignId: string, index: number): string => `${campaignId}!${String(index).padStart(16, '0')}`
@@ -61,30 +12,32 @@ const indexOf = (campaignId: string, k: string): number => Number(k.slice(campai
 const range = (campaignId: string): { gt: string, lt: string } => ({ gt: `${campaignId}!`, lt: `${campaignId}!~` })
 
 /**
- * A coordinator's durable state in the node's LevelDB: results, campaign
- * records, shard states and the leases in force. A result is written before
- * the worker's result is acknowledged (together with the end of its lease), so
- * an acknowledged shard is never lost when the coordinator dies, and a resumed
- * campaign knows every shard it must not run again.
+ * A campaign's durable state in the node's LevelDB: its record, results,
+ * shard records and the leases in force. Every change is a replica op,
+ * applied by `apply`: the coordinator and its replicas run the same code on
+ * the same ops, so a replica's copy is the coordinator's state, not an
+ * imitation of it. A result is stored (with the end of its lease) before its
+ * worker is acknowledged, so an acknowledged shard is never lost, and a
+ * resumed campaign knows every shard it must not run again.
  */
 export class CampaignStore {
   readonly #storage: Storage
   readonly #results: Sublevel<StoredResult>
   readonly #campaigns: Sublevel<CampaignRecord>
-  readonly #shards: Sublevel<ShardState>
-  readonly #leases: Sublevel<StoredLease>
+  readonly #shards: Sublevel<ShardRecord>
+  readonly #leases: Sublevel<Omit<StoredLease, 'index'>>
 
   /** `prefix` keeps a second copy apart in the same database (a node's replicas of other coordinators' campaigns) */
   constructor (storage: Storage, prefix = '') {
     this.#storage = storage
     this.#results = storage.sublevel<StoredResult>(`${prefix}results`)
     this.#campaigns = storage.sublevel<CampaignRecord>(`${prefix}campaigns`)
-    this.#shards = storage.sublevel<ShardState>(`${prefix}shards`)
-    this.#leases = storage.sublevel<StoredLease>(`${prefix}leases`)
+    this.#shards = storage.sublevel<ShardRecord>(`${prefix}shards`)
+    this.#leases = storage.sublevel<Omit<StoredLease, 'index'>>(`${prefix}leases`)
   }
 
-  /** Replicated changes, applied in one write together with `extra` (the replica's own bookkeeping). */
-  async apply (campaignId: string, ops: ReplicaOp[], extra: Array<{ sublevel: Sublevel<unknown>, key: string, value: unknown }> = []): Promise<void> {
+  /** Changes of one campaign, in one write together with `extra` (a replica's own bookkeeping). */
+  async apply (campaignId: string, ops: ReplicaOp[], extra: Extra = []): Promise<void> {
     const batch: BatchOp[] = []
     for (const op of ops) {
       switch (op.op) {
@@ -101,6 +54,7 @@ export class CampaignStore {
       }
     }
     for (const e of extra) batch.push({ type: 'put', sublevel: e.sublevel, key: e.key, value: e.value })
+    if (batch.length === 0) return
     await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
   }
 
@@ -114,17 +68,13 @@ export class CampaignStore {
     for await (const { index, state } of this.shards(campaignId)) shards.push([index, state])
     const leases: Snapshot['leases'] = []
     for await (const lease of this.leases(campaignId)) leases.push(lease)
-    return { record: record as Snapshot['record'], results, shards, leases }
+    return { record, results, shards, leases }
   }
 
   /** Replaces what is kept of the snapshot's campaign with it, `extra` in the same write. */
-  async restore (snapshot: Snapshot, extra: Array<{ sublevel: Sublevel<unknown>, key: string, value: unknown }> = []): Promise<void> {
+  async restore (snapshot: Snapshot, extra: Extra = []): Promise<void> {
     const id = snapshot.record.id
-    const batch: BatchOp[] = []
-    for (const sub of [this.#results, this.#shards, this.#leases] as Array<Sublevel<unknown>>) {
-      for await (const k of sub.keys(range(id))) batch.push({ type: 'del', sublevel: sub, key: k })
-    }
-    await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
+    await this.#write(await this.#deletions(id))
     await this.apply(id, [
       { op: 'record', record: snapshot.record },
       ...snapshot.results.map(([index, result]) => ({ op: 'result' as const, index, result })),
@@ -135,21 +85,19 @@ export class CampaignStore {
 
   /** Removes what is kept of a campaign (a replica that is no longer one). */
   async drop (campaignId: string): Promise<void> {
-    const batch: BatchOp[] = [{ type: 'del', sublevel: this.#campaigns as Sublevel<unknown>, key: campaignId }]
+    await this.#write([{ type: 'del', sublevel: this.#campaigns, key: campaignId }, ...await this.#deletions(campaignId)])
+  }
+
+  async #deletions (campaignId: string): Promise<BatchOp[]> {
+    const batch: BatchOp[] = []
     for (const sub of [this.#results, this.#shards, this.#leases] as Array<Sublevel<unknown>>) {
       for await (const k of sub.keys(range(campaignId))) batch.push({ type: 'del', sublevel: sub, key: k })
     }
-    await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
+    return batch
   }
 
-  /** The result, and the end of the lease it answers, in one write. */
-  async putResult (campaignId: string, index: number, result: StoredResult): Promise<void> {
-    await this.#storage.write(async () => {
-      await this.#storage.db.batch([
-        { type: 'put', sublevel: this.#results, key: key(campaignId, index), value: result },
-        { type: 'del', sublevel: this.#leases, key: key(campaignId, index) }
-      ])
-    })
+  async #write (batch: BatchOp[]): Promise<void> {
+    await this.#storage.write(async () => { await this.#storage.db.batch(batch as never) })
   }
 
   async result (campaignId: string, index: number): Promise<StoredResult | undefined> {
@@ -161,43 +109,21 @@ export class CampaignStore {
     for await (const [k, result] of this.#results.iterator(range(campaignId))) yield { index: indexOf(campaignId, k), result }
   }
 
-  /** The shards that have a result, without reading the results. */
+  /** The shards that have a result, in order, without reading the results. */
   async * doneShards (campaignId: string): AsyncGenerator<number> {
     for await (const k of this.#results.keys(range(campaignId))) yield indexOf(campaignId, k)
   }
 
-  async putShard (campaignId: string, index: number, state: ShardState): Promise<void> {
-    await this.#storage.write(async () => { await this.#shards.put(key(campaignId, index), state) })
-  }
-
-  async shard (campaignId: string, index: number): Promise<ShardState | undefined> {
+  async shard (campaignId: string, index: number): Promise<ShardRecord | undefined> {
     return await this.#shards.get(key(campaignId, index))
   }
 
-  async * shards (campaignId: string): AsyncGenerator<{ index: number, state: ShardState }> {
+  async * shards (campaignId: string): AsyncGenerator<{ index: number, state: ShardRecord }> {
     for await (const [k, state] of this.#shards.iterator(range(campaignId))) yield { index: indexOf(campaignId, k), state }
   }
 
-  /** Records leases before they are sent, and the epoch reservation they may need, in one write. */
-  async putLeases (campaignId: string, leases: Array<{ index: number } & StoredLease>, record?: CampaignRecord): Promise<void> {
-    await this.#storage.write(async () => {
-      await this.#storage.db.batch([
-        ...leases.map(l => ({ type: 'put' as const, sublevel: this.#leases, key: key(campaignId, l.index), value: { worker: l.worker, epoch: l.epoch } })),
-        ...(record != null ? [{ type: 'put' as const, sublevel: this.#campaigns, key: record.id, value: record }] : [])
-      ])
-    })
-  }
-
-  async delLeases (campaignId: string, indexes: number[]): Promise<void> {
-    await this.#storage.write(async () => { await this.#leases.batch(indexes.map(i => ({ type: 'del' as const, key: key(campaignId, i) }))) })
-  }
-
-  async * leases (campaignId: string): AsyncGenerator<{ index: number } & StoredLease> {
+  async * leases (campaignId: string): AsyncGenerator<StoredLease> {
     for await (const [k, lease] of this.#leases.iterator(range(campaignId))) yield { index: indexOf(campaignId, k), ...lease }
-  }
-
-  async saveCampaign (record: CampaignRecord): Promise<void> {
-    await this.#storage.write(async () => { await this.#campaigns.put(record.id, record) })
   }
 
   async campaign (id: string): Promise<CampaignRecord | undefined> {

@@ -64,10 +64,10 @@ export class ApiClient {
     return parseBody(await res.text()) as T
   }
 
-  /** The response body as a stream (result exports can be large); errors as for request(). */
-  async raw (method: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+  /** The response body as a stream (result exports can be large), with its headers; errors as for request(). */
+  async raw (method: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<{ body: Readable, headers: Headers }> {
     const res = await this.#fetch(method, path, { ...opts, timeoutMs: 24 * 3600_000 })
-    return res.body != null ? Readable.fromWeb(res.body as WebReadableStream) : Readable.from([])
+    return { body: res.body != null ? Readable.fromWeb(res.body as WebReadableStream) : Readable.from([]), headers: res.headers }
   }
 
   async #fetch (method: string, path: string, opts: { body?: unknown, timeoutMs?: number, signal?: AbortSignal }): Promise<Response> {

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path'
 import type { Hono } from 'hono'
 import { stream } from 'hono/streaming'
 import { z } from 'zod'
@@ -5,6 +6,7 @@ import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { summarizeIssues } from '../../protocols/common/validate.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import type { ExportFormat } from './export.ts'
+import type { ResultsAnswer } from './lookup.ts'
 
 /** What the REST routes need from the node's campaign service. */
 export interface CampaignApi {
@@ -12,25 +14,31 @@ export interface CampaignApi {
   list: () => Promise<CampaignStatus[]>
   status: (id: string) => Promise<CampaignStatus | null>
   cancel: (id: string) => Promise<CampaignStatus | null>
-  /** null when the campaign is unknown here */
-  results: (id: string, format: ExportFormat) => Promise<AsyncIterable<string> | null>
+  /** null when the campaign is unknown here; one that has not succeeded only with `partial` (else NotEndedError) */
+  results: (id: string, format: ExportFormat, opts?: { partial?: boolean }) => Promise<ResultsAnswer | null>
   /** summary.md once the campaign has ended; null when unknown or not ended */
   summary: (id: string) => Promise<string | null>
   resume: (id: string) => Promise<CampaignStatus | null>
   auditVerify: (id: string) => Promise<AuditVerdict | null>
 }
 
+/** The node's working directory is not the caller's, so a relative path would name a file the user did not mean. */
+const AbsolutePathSchema = z.string().min(1).refine(isAbsolute, {
+  message: 'must be an absolute path: a relative one would be read from the node\'s working directory, not yours'
+})
+
 /**
  * A campaign file on this machine (what `zp submit` sends), or the spec as
  * JSON with the folder its relative paths start from (any script).
  */
 export const SubmitBodySchema = z.union([
-  z.object({ file: z.string().min(1) }).strict(),
-  z.object({ spec: z.record(z.string(), z.unknown()), baseDir: z.string().min(1) }).strict()
+  z.object({ file: AbsolutePathSchema }).strict(),
+  z.object({ spec: z.record(z.string(), z.unknown()), baseDir: AbsolutePathSchema }).strict()
 ], { message: 'expected {"file": "/path/to/campaign.yaml"} or {"spec": {...}, "baseDir": "/path"}' })
 export type SubmitBody = z.infer<typeof SubmitBodySchema>
 
 const FormatSchema = z.enum(['jsonl', 'csv'])
+const PartialSchema = z.enum(['true', 'false'])
 
 export function campaignRoutes (api: CampaignApi) {
   return (app: Hono): void => {
@@ -63,26 +71,43 @@ export function campaignRoutes (api: CampaignApi) {
       }
     })
     app.get('/v1/campaigns/:id/audit', async c => {
-      const verdict = await api.auditVerify(c.req.param('id'))
-      return verdict == null ? notFound(c, c.req.param('id')) : c.json(verdict)
+      try {
+        const verdict = await api.auditVerify(c.req.param('id'))
+        return verdict == null ? notFound(c, c.req.param('id'), 'mesh') : c.json(verdict)
+      } catch (err) {
+        return unavailable(c, err)
+      }
     })
     app.get('/v1/campaigns/:id/summary', async c => {
-      const text = await api.summary(c.req.param('id'))
-      if (text == null) return c.json({ error: 'not_found', message: `no summary for ${c.req.param('id')} yet: a summary is written when a campaign ends` }, 404)
+      let text: string | null
+      try {
+        text = await api.summary(c.req.param('id'))
+      } catch (err) {
+        return unavailable(c, err)
+      }
+      if (text == null) return c.json({ error: 'not_found', message: `no summary for ${c.req.param('id')} yet: a summary is written when a campaign ends (or the campaign is unknown on this node and its live peers)` }, 404)
       c.header('content-type', 'text/markdown; charset=utf-8')
       return c.body(text)
     })
     app.get('/v1/campaigns/:id/results', async c => {
       const format = FormatSchema.safeParse(c.req.query('format') ?? 'jsonl')
       if (!format.success) return c.json({ error: 'invalid_request', message: 'format must be jsonl or csv' }, 400)
-      let rows: AsyncIterable<string> | null
+      const partial = PartialSchema.safeParse(c.req.query('partial') ?? 'false')
+      if (!partial.success) return c.json({ error: 'invalid_request', message: 'partial must be true or false' }, 400)
+      let answer: ResultsAnswer | null
       try {
-        rows = await api.results(c.req.param('id'), format.data)
+        answer = await api.results(c.req.param('id'), format.data, { partial: partial.data === 'true' })
       } catch (err) {
+        if ((err as Error).name === 'NotEndedError') return c.json({ error: 'not_ended', message: (err as Error).message }, 409)
         return unavailable(c, err)
       }
-      if (rows == null) return notFound(c, c.req.param('id'), 'mesh')
+      if (answer == null) return notFound(c, c.req.param('id'), 'mesh')
+      const rows = answer.rows
       c.header('content-type', format.data === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8')
+      // what the rows are of: a client says so when they are not the whole result
+      c.header('x-zp-state', answer.state)
+      c.header('x-zp-shards', `${answer.done}/${answer.total}`)
+      if (answer.stale) c.header('x-zp-stale', 'true')
       return stream(c, async s => {
         for await (const chunk of rows) await s.write(chunk)
       })

@@ -89,15 +89,21 @@ function refusal (s: CampaignStatus): string | null {
     'or run every node with --psk FILE --trust-mesh, or submit on the node they joined through)'
 }
 
+/** A peer by name where the status knows it, with its ID shortened beside it. */
+function named (peer: string, name: string | undefined): string {
+  return name != null && name !== peer ? `${name} (${shortPeerId(peer)})` : shortPeerId(peer)
+}
+
 function printStatus (s: CampaignStatus): void {
   const field = (label: string, text: string): string => `  ${label.padEnd(12)}${text}`
   const refused = refusal(s)
+  const replicas = s.replicas ?? []
   const out = [
     `${s.name} (${s.id})`,
-    field('state', `${s.state}${s.waiting != null ? ` (waiting: ${s.waiting})` : ''}`),
+    field('state', `${s.state}${s.stale === true ? ' (possibly behind)' : ''}${s.waiting != null ? ` (${s.stale === true || s.state === 'STOPPED' ? '' : 'waiting: '}${s.waiting})` : ''}`),
     field('priority', s.priority),
-    field('coordinator', `${shortPeerId(s.coordinator)}${(s.term ?? 0) > 0 ? ` (term ${s.term}: a replica took it over)` : ''}`),
-    field('replicas', s.replicas != null && s.replicas.length > 0 ? s.replicas.map(shortPeerId).join(', ') : 'none'),
+    field('coordinator', `${named(s.coordinator, s.coordinatorName)}${(s.term ?? 0) > 0 ? ` (term ${s.term}: a replica took it over)` : ''}`),
+    field('replicas', replicas.length > 0 ? replicas.map((p, i) => named(p, s.replicaNames?.[i])).join(', ') : 'none'),
     ...refused != null ? [field('refused by', refused)] : [],
     field('shards', `${s.shards.done} done, ${s.shards.failed} failed, ${s.shards.running} running, ${s.shards.leased} leased, ${s.shards.pending} pending, of ${s.shards.total}`),
     field('progress', `${(s.progress * 100).toFixed(1)}%${FINAL.has(s.state) ? '' : `, ${s.rate.toFixed(1)} shards/s, ETA ${duration(s.etaMs)}`}`),
@@ -130,6 +136,12 @@ function printList (list: CampaignStatus[], empty: string): void {
   process.stdout.write(t.toString() + '\n')
 }
 
+/** Said on stderr at once when no peer can run a campaign: why, and the fix (the status says it again). */
+function warnIfNobodyCan (s: CampaignStatus): void {
+  if (s.state !== 'QUEUED' || s.waiting == null || !s.waiting.startsWith('no peer')) return
+  process.stderr.write(`zp: warning: no peer can run ${s.id} now: ${s.waiting}\n`)
+}
+
 /** Exit code of a finished campaign: 0 only when every shard succeeded. */
 export function exitCodeOf (state: string): number {
   return state === 'SUCCEEDED' ? 0 : 1
@@ -145,9 +157,11 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
       const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body: { file: resolve(file) }, timeoutMs: 120_000 })
       if (flags.wait !== true) {
         process.stdout.write(flags.json === true ? JSON.stringify(submitted, null, 2) + '\n' : `${submitted.id}\n`)
+        warnIfNobodyCan(submitted)
         return
       }
       process.stderr.write(`submitted ${submitted.name} as ${submitted.id}\n`)
+      warnIfNobodyCan(submitted)
       const final = await follow(api, submitted.id)
       if (flags.json === true) process.stdout.write(JSON.stringify(final, null, 2) + '\n')
       else process.stdout.write(await api.request<string>('GET', `/v1/campaigns/${final.id}/summary`).catch(() => line(final) + '\n'))
@@ -182,12 +196,22 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
   target(program.command('results').argument('<id>', 'campaign id').description('export the result rows in shard order'))
     .option('--format <format>', 'jsonl or csv', 'jsonl')
     .option('--out <file>', 'write to a file instead of stdout')
+    .option('--partial', 'export the rows of a campaign that has not succeeded (yet): without it, that is an error')
     .action(async (id: string, flags: Record<string, unknown>) => {
       const format = String(flags.format)
       if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format must be jsonl or csv, not '${format}'`)
-      const res = await (await client(flags)).raw('GET', `/v1/campaigns/${id}/results?format=${format}`)
+      const partial = flags.partial === true
+      const res = await (await client(flags)).raw('GET', `/v1/campaigns/${id}/results?format=${format}${partial ? '&partial=true' : ''}`)
+      const state = res.headers.get('x-zp-state')
+      if (state != null && state !== 'SUCCEEDED') process.stderr.write(`zp: note: partial results: campaign ${id} is ${state}, ${res.headers.get('x-zp-shards') ?? '?'} shards have results\n`)
+      if (res.headers.get('x-zp-stale') === 'true') process.stderr.write('zp: note: read from this node\'s own copy, which may be behind: no peer with an up-to-date copy answered\n')
       const out = typeof flags.out === 'string' ? createWriteStream(flags.out) : process.stdout
-      await pipeline(res, out as Writable)
+      await pipeline(res.body, out as Writable)
+    })
+
+  target(program.command('summary').argument('<id>', 'campaign id').description('print the summary.md of an ended campaign (from any node)'))
+    .action(async (id: string, flags: Record<string, unknown>) => {
+      process.stdout.write(await (await client(flags)).request<string>('GET', `/v1/campaigns/${id}/summary`))
     })
 
   target(program.command('resume').argument('<id>', 'campaign id').description('pick up a campaign its coordinator stopped running (after zp-node start --no-resume)'))

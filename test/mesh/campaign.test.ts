@@ -133,7 +133,9 @@ describe('campaign semantics', () => {
     const done = await finished(a!, s.id)
     expect(done).toMatchObject({ state: 'FAILED', shards: { done: 9, failed: 1 } })
     expect(done.deadLetters).toEqual([{ index: 4, attempts: 3, error: expect.stringContaining('shard 4 is cursed') }])
-    const items = (await exported(a!, s.id, 'jsonl')).trim().split('\n').map(l => (JSON.parse(l) as { shard: number }).shard)
+    // the rows of a campaign that did not succeed are partial: an error unless asked for as such
+    await expect(exported(a!, s.id, 'jsonl')).rejects.toMatchObject({ name: 'NotEndedError', message: expect.stringContaining('FAILED') })
+    const items = (await exported(a!, s.id, 'jsonl', { partial: true })).trim().split('\n').map(l => (JSON.parse(l) as { shard: number }).shard)
     expect(new Set(items)).toEqual(new Set([0, 1, 2, 3, 5, 6, 7, 8, 9]))
     expect(await a!.campaigns.summary(s.id)).toMatch(/## Failures \(1 dead-lettered shards\)[\s\S]*\| 4 \| 3 \| .*shard 4 is cursed/)
   })
@@ -161,7 +163,7 @@ describe('campaign semantics', () => {
     expect(kept).toBeLessThan(40)
     // the workers stop: no slot stays busy
     for (const n of [a!, b!, c!]) await waitFor(() => n.slots().free === n.slots().total, { what: `${n.name} to free its slots` })
-    const rows = (await exported(a!, s.id, 'jsonl')).trim().split('\n').filter(l => l !== '')
+    const rows = (await exported(a!, s.id, 'jsonl', { partial: true })).trim().split('\n').filter(l => l !== '')
     const final = await a!.campaigns.status(s.id)
     expect(final?.state).toBe('CANCELLED')
     expect(rows.length).toBe(final!.shards.done * 10)

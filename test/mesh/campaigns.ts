@@ -34,8 +34,8 @@ export async function finished (node: ZpNode, id: string, timeoutMs = 60_000): P
   }, { timeoutMs, what: `campaign ${id} to end on ${node.name}` })
 }
 
-export async function exported (node: ZpNode, id: string, format: 'jsonl' | 'csv' = 'jsonl'): Promise<string> {
+export async function exported (node: ZpNode, id: string, format: 'jsonl' | 'csv' = 'jsonl', opts: { partial?: boolean } = {}): Promise<string> {
   let text = ''
-  for await (const chunk of (await node.campaigns.results(id, format))!) text += chunk
+  for await (const chunk of (await node.campaigns.results(id, format, opts))!.rows) text += chunk
   return text
 }

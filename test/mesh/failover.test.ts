@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { ZpNode } from '../../node/node.ts'
-import { waitFor } from '../helpers.ts'
+import { auditedResults, waitFor } from '../helpers.ts'
 import { campaignFiles, exported, finished } from './campaigns.ts'
 import { createMesh, waitForPeers, type Mesh } from './harness.ts'
 
@@ -100,7 +100,7 @@ describe('coordinator failover (in-process mesh)', () => {
     const lastOldLease = (await records(oldAudit)).filter(r => r.type === 'leased').at(-1)!
     expect(Date.parse(String(lastOldLease.t))).toBeLessThan(Date.parse(String(takeover.t)))
     // no shard counted twice by the new coordinator, and the rows equal a clean run
-    expect(newAudit.filter(r => r.type === 'result').length).toBe(40 - (takeover.done as number))
+    expect(auditedResults(newAudit).length).toBe(40 - (takeover.done as number))
     const solo = await mesh!.start({ name: 'solo', slots: 2, replicas: 0 })
     const ref = await solo.campaigns.submit({ file: await campaignFile('partition', { params: { slowMs: 0 }, replicas: 0 }) })
     await finished(solo, ref.id)

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { LocalNode } from '../../bootstrap/local.ts'
-import { tempDir, waitFor } from '../helpers.ts'
+import { auditedResults, shardsOf, tempDir, waitFor } from '../helpers.ts'
 import { createProcessMesh, logLines, runCli, waitForStates, type ProcessMesh } from './harness.ts'
 
 const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
@@ -34,8 +34,8 @@ async function finished (m: ProcessMesh, node: LocalNode, id: string, timeoutMs 
   }, { timeoutMs, what: `campaign ${id} to end` })
 }
 
-async function exported (m: ProcessMesh, node: LocalNode, id: string): Promise<string> {
-  return await api<string>(m, node, 'GET', `/v1/campaigns/${id}/results?format=jsonl`)
+async function exported (m: ProcessMesh, node: LocalNode, id: string, opts: { partial?: boolean } = {}): Promise<string> {
+  return await api<string>(m, node, 'GET', `/v1/campaigns/${id}/results?format=jsonl${opts.partial === true ? '&partial=true' : ''}`)
 }
 
 /** The audit log of an ended campaign, once its closing record has reached the file. */
@@ -50,7 +50,7 @@ const idOf = (node: LocalNode): string => node.info!.peerId
 
 /** Every shard has exactly one result record: none lost, none counted twice. */
 function expectOneResultEach (records: Array<Record<string, unknown>>, shards: number): void {
-  const results = records.filter(r => r.type === 'result').map(r => r.shard as number)
+  const results = auditedResults(records)
   expect(results.length).toBe(shards)
   expect(new Set(results).size).toBe(shards)
 }
@@ -114,9 +114,9 @@ describe('chaos: real processes, kill -9, restarts', () => {
     const records = await auditRecords(status.runDir)
     const resumedAt = records.findIndex(r => r.type === 'resumed')
     expect(resumedAt).toBeGreaterThan(0)
-    const doneBefore = new Set(records.slice(0, resumedAt).filter(r => r.type === 'result').map(r => r.shard as number))
+    const doneBefore = new Set(auditedResults(records.slice(0, resumedAt)))
     expect(doneBefore.size).toBeGreaterThanOrEqual(10)
-    const leasedAfter = records.slice(resumedAt).filter(r => r.type === 'leased').flatMap(r => (r.shards as number[][]).map(s => s[0]!))
+    const leasedAfter = records.slice(resumedAt).filter(r => r.type === 'leased').flatMap(r => shardsOf(r.shards))
     expect(leasedAfter.filter(s => doneBefore.has(s))).toEqual([])
     expectOneResultEach(records, 60)
     expect((await runCli('zp', ['audit', 'verify', id, '--data-dir', again.dataDir])).code).toBe(0)
@@ -130,8 +130,14 @@ describe('chaos: real processes, kill -9, restarts', () => {
     await coord.exited
     const again = await m.start('coord', { dataDir: coord.dataDir, args: ['--slots', '2', '--no-resume'] })
     const stopped = await api<CampaignStatus>(m, again, 'GET', `/v1/campaigns/${id}`)
-    expect(stopped.state).toBe('RUNNING')
-    expect(stopped.waiting).toMatch(/not running: its coordinator's node restarted/)
+    // stopped, with the shards that were done before the kill counted (every stored result), and how to go on
+    const stored = new Set((await exported(m, again, id, { partial: true })).trim().split('\n').map(l => (JSON.parse(l) as { shard: number }).shard)).size
+    expect(stopped).toMatchObject({ state: 'STOPPED', shards: { total: 60, done: stored } })
+    expect(stored).toBeGreaterThanOrEqual(5)
+    expect(stopped.waiting).toContain(`zp resume ${id}`)
+    const shown = await runCli('zp', ['status', id, '--data-dir', again.dataDir])
+    expect(shown.stdout).toMatch(/STOPPED/)
+    expect(shown.stdout).toContain(`zp resume ${id}`)
     const resumed = await runCli('zp', ['resume', id, '--wait', '--json', '--data-dir', again.dataDir], { timeoutMs: 180_000 })
     expect(resumed.code).toBe(0)
     expect(JSON.parse(resumed.stdout)).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60 } })
@@ -168,7 +174,7 @@ describe('chaos: real processes, kill -9, restarts', () => {
     const records = await auditRecords((await api<CampaignStatus>(m, winner, 'GET', `/v1/campaigns/${id}`)).runDir)
     const takeover = records.find(r => r.type === 'takeover')
     expect(takeover).toMatchObject({ previous: idOf(coord) })
-    expect(records.filter(r => r.type === 'result').length).toBe(60 - (takeover!.done as number))
+    expect(auditedResults(records).length).toBe(60 - (takeover!.done as number))
     expect((await runCli('zp', ['audit', 'verify', id, '--data-dir', winner.dataDir])).code).toBe(0)
   })
 
@@ -184,7 +190,7 @@ describe('chaos: real processes, kill -9, restarts', () => {
     expect(ok.stdout).toMatch(/^ok: \d+ records, chain intact/)
     const file = join(status.runDir, 'audit.jsonl')
     const lines = (await readFile(file, 'utf8')).split('\n')
-    const target = lines.findIndex(l => l.includes('"type":"result"'))
+    const target = lines.findIndex(l => l.includes('"type":"results"'))
     lines[target] = lines[target]!.replace(/"worker":"[^"]+"/, '"worker":"someone-else"')
     await writeFile(file, lines.join('\n'))
     const bad = await runCli('zp', ['audit', 'verify', id, '--data-dir', node.dataDir])

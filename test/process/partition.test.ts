@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { LocalNode } from '../../bootstrap/local.ts'
 import type { PeerJson } from '../../node/api/routes.ts'
-import { tempDir, waitFor } from '../helpers.ts'
+import { auditedResults, tempDir, waitFor } from '../helpers.ts'
 import { FAST_FLAGS, createProcessMesh, runCli } from './harness.ts'
 
 /*
@@ -206,7 +206,7 @@ describe('partition: real network namespaces, a veth pair cut and healed', () =>
     // before the cut has run out (soft: the checks of the new coordinator's results below still run)
     const lateLeases = (await auditOf(cutOff.runDir))
       .filter(r => r.type === 'leased' && Date.parse(String(r.t)) > cutAt + LEASE_MS + 2000)
-      .map(r => `${String(r.t)} to ${String(r.worker).slice(-8)}: shards ${(r.shards as number[][]).map(x => x[0]).join(',')}`)
+      .map(r => `${String(r.t)} to ${String(r.worker).slice(-8)}: shards ${String(r.shards)}`)
     expect.soft(lateLeases, 'leases the old coordinator made after its leader lease ran out').toEqual([])
 
     // the export from the new coordinator equals a clean one-node run, byte for byte
@@ -218,7 +218,7 @@ describe('partition: real network namespaces, a veth pair cut and healed', () =>
     }, { what: 'the new coordinator\'s audit log to close' })
     const takeover = records.find(r => r.type === 'takeover')
     expect(takeover).toMatchObject({ term: 1, previous: coord.peerId })
-    const results = records.filter(r => r.type === 'result').map(r => r.shard as number)
+    const results = auditedResults(records)
     expect(results.length).toBe(60 - (takeover!.done as number))
     expect(new Set(results).size).toBe(results.length)
     expect((await runCli('zp', ['audit', 'verify', id, '--data-dir', winner.node.dataDir], { wrap: winner.ns })).code).toBe(0)

@@ -12,7 +12,7 @@ async function logOf (name: string, events: number): Promise<{ file: string, hea
   const file = join(dir.path, name)
   const log = await AuditLog.open(file)
   log.append({ type: 'submitted', campaign: 'c-test123' })
-  for (let i = 0; i < events; i++) log.append({ type: 'result', shard: i, worker: 'w1' })
+  for (let i = 0; i < events; i++) log.append({ type: 'results', shards: String(i), worker: 'w1' })
   await log.close()
   return { file, head: log.head }
 }
