@@ -178,6 +178,33 @@ describe('chaos: real processes, kill -9, restarts', () => {
     expect((await runCli('zp', ['audit', 'verify', id, '--data-dir', winner.dataDir])).code).toBe(0)
   })
 
+  it('kill -9 of a replica mid-campaign and a restart: every node\'s zp results and zp status equal the coordinator\'s', async () => {
+    const { m, coord, workers } = await threeNodes()
+    const spare = await m.start('w3', { via: coord, args: ['--slots', '2'] })
+    await waitForStates(m, coord, ['w3'], 'alive')
+    const id = (await runCli('zp', ['submit', await campaignFile('lose-a-replica', { slowMs: 40 }), '--data-dir', coord.dataDir])).stdout.trim()
+    const before = await waitFor(async () => {
+      const s = await api<CampaignStatus>(m, coord, 'GET', `/v1/campaigns/${id}`)
+      return s.shards.done >= 8 && s.replicas?.length === 2 ? s : undefined
+    }, { what: 'eight shards done, with two replicas' })
+    const all = [...workers, spare]
+    const victim = all.find(w => idOf(w) === before.replicas![0])!
+    victim.kill('SIGKILL')
+    await victim.exited
+    const again = await m.start(`${victim.name}-again`, { dataDir: victim.dataDir, via: coord, args: ['--slots', '2'] })
+    const status = await finished(m, coord, id, 180_000)
+    expect(status).toMatchObject({ state: 'SUCCEEDED', shards: { done: 60, failed: 0 } })
+    const truth = await exported(m, coord, id)
+    expect(truth).toBe(reference)
+    // the restarted replica (caught up, or dropped and holding an old copy) and every other node answer as the coordinator does
+    for (const node of [again, ...all.filter(w => w !== victim)]) {
+      const out = await runCli('zp', ['results', id, '--format', 'jsonl', '--data-dir', node.dataDir])
+      expect({ node: node.name, code: out.code, same: out.stdout === truth }).toEqual({ node: node.name, code: 0, same: true })
+      const shown = JSON.parse((await runCli('zp', ['status', id, '--json', '--data-dir', node.dataDir])).stdout) as CampaignStatus
+      expect({ node: node.name, state: shown.state, done: shown.shards.done, stale: shown.stale ?? false }).toEqual({ node: node.name, state: 'SUCCEEDED', done: 60, stale: false })
+    }
+  })
+
   it('zp audit verify finds a changed record', async () => {
     const m = await createProcessMesh()
     mesh = m

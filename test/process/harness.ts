@@ -52,7 +52,9 @@ export async function createProcessMesh (): Promise<ProcessMesh> {
     peers: async (node) => await (await mesh.api(node)).get<PeerJson[]>('/v1/peers'),
     stop: async () => {
       await Promise.all(nodes.map(async n => { await n.stop(10_000) }))
-      await dir.remove()
+      // ZP_TEST_KEEP=1 keeps the nodes' data dirs (their logs under logs/) to look at a failing test
+      if (process.env.ZP_TEST_KEEP === '1') process.stderr.write(`kept the process mesh in ${dir.path}\n`)
+      else await dir.remove()
     }
   }
   return mesh
