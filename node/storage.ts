@@ -1,3 +1,4 @@
+import { statfs } from 'node:fs/promises'
 import { Level } from 'level'
 import type { Logger } from 'pino'
 import { delay } from '../protocols/common/signals.ts'
@@ -37,6 +38,8 @@ function makeSublevel<V> (db: Db, name: string) {
 export type Sublevel<V> = ReturnType<typeof makeSublevel<V>>
 
 const RECOVERY_EVERY_MS = 2000
+/** the database is reopened (a moment when reads fail too) only once its disk has this much free */
+const REOPEN_FREE_BYTES = 4 * 2 ** 20
 
 /**
  * The node's database, and its way back from a failed write. After an I/O
@@ -50,6 +53,8 @@ export class Storage {
   readonly #log: Logger
   readonly #subs: Array<Sublevel<unknown>> = []
   #recovering: Promise<void> | undefined
+  /** the failure recovery waits out, for the errors writes get meanwhile */
+  #failure = ''
   #closed = false
 
   constructor (db: Db, log: Logger) {
@@ -64,8 +69,16 @@ export class Storage {
     return sub
   }
 
-  /** Runs a write; an I/O failure starts recovery (and is rethrown for the caller to report). */
+  /**
+   * Runs a write; an I/O failure starts recovery (and is rethrown for the
+   * caller to report). While recovery runs, writes fail at once with the
+   * failure that started it, never reaching a database that may be closed for
+   * a moment ("Database is not open" says nothing to anyone).
+   */
   async write<T> (work: () => Promise<T>): Promise<T> {
+    if (this.#recovering != null) {
+      throw Object.assign(new StorageError(`database writes are paused since they failed (${this.#failure}); free space on the disk of ${this.db.location}: they resume on their own`), { code: 'LEVEL_IO_ERROR' })
+    }
     try {
       return await work()
     } catch (err) {
@@ -80,13 +93,16 @@ export class Storage {
 
   #recover (err: Error): void {
     if (this.#recovering != null || this.#closed) return
+    this.#failure = err.message
     this.#log.error({ err: err.message, location: this.db.location }, `database writes fail (${err.message}); free space on that disk: writes resume on their own`)
     this.#recovering = (async () => {
       for (let attempt = 1; !this.#closed; attempt++) {
         await delay(RECOVERY_EVERY_MS)
         try {
-          // some failures pass (a write-ahead log write); others stick until the database is reopened
+          // some failures pass (a write-ahead log write); others stick until the database is reopened,
+          // which closes it for a moment: only once there is room again
           if (!await this.#probe()) {
+            if (await freeBytes(this.db.location) < REOPEN_FREE_BYTES) continue
             await this.db.close()
             await this.db.open()
             for (const sub of this.#subs) await sub.open()
@@ -114,5 +130,15 @@ export class Storage {
     this.#closed = true
     await this.#recovering?.catch(() => {})
     await this.db.close()
+  }
+}
+
+/** Bytes free to this process on the disk holding `path` (Infinity when that cannot be told). */
+async function freeBytes (path: string): Promise<number> {
+  try {
+    const s = await statfs(path)
+    return s.bavail * s.bsize
+  } catch {
+    return Infinity
   }
 }

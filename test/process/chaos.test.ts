@@ -268,5 +268,9 @@ describe('chaos: a full disk under the coordinator', () => {
     const rows = (await exported(m, coord, id)).trim().split('\n').map(l => JSON.parse(l) as { item: number, pad: string })
     expect(rows.map(r => r.item)).toEqual(Array.from({ length: 600 }, (_, i) => i))
     expect(rows.every(r => r.pad.length === 16_000)).toBe(true)
+    // every warning while the disk was full names the full disk, none a database caught closed
+    const said = [...await logLines(coord, coordLog), ...await logLines(worker)].map(l => JSON.stringify(l))
+    expect(said.filter(l => /not open/i.test(l))).toEqual([])
+    expect(said.some(l => /database writes are paused since they failed \(.*No space left on device/.test(l))).toBe(true)
   })
 })
