@@ -61,13 +61,16 @@ type LocalMessage =
   /** this node's replica won the election for a campaign whose coordinator died: run it from the replicated checkpoint */
   | { type: 'takeover', id: string, term: number, replicas: string[], previous: string }
   | { type: 'superseded', id: string, coordinator?: string, term: number }
-  | { type: 'ended', id: string }
+  /** a worker's result whose rows were fetched (from a blob) outside the mailbox */
+  | { type: 'result-fetched', result: Extract<CoordinatorRequest, { type: 'result' }>, from: string }
 
 export type CoordinatorMessage = CoordinatorRequest | LocalMessage
 
 const TICK_MS = 500
 const METRICS_EVERY_MS = 1000
 const FETCH_OUTPUT_TIMEOUT_MS = 120_000
+/** a fetched result is stored and confirmed by replicas within this (see DURABLE_TIMEOUT_MS), or its worker tries again */
+const RESULT_FETCHED_TIMEOUT_MS = 30_000
 
 /**
  * The coordinator of the campaigns submitted on this node: a router over one
@@ -125,6 +128,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     this.#results = {
       log: ctx.log,
       fetchOutput: async (worker, ref) => await this.#fetchOutput(worker, ref),
+      fetched: async (result, from) => await ctx.ask<ResultAck>(ctx.self, { type: 'result-fetched', result, from } satisfies LocalMessage, { timeoutMs: RESULT_FETCHED_TIMEOUT_MS, signal: ctx.signal }),
       tellWorker: (worker, msg) => { this.#tellWorker(worker, msg) },
       changed: (session) => { this.#changed(session) }
     }
@@ -163,7 +167,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       case 'resume': return await this.#resume(msg.id, now)
       case 'takeover': return await this.#resume(msg.id, now, msg)
       case 'superseded': return await this.#superseded(msg.id, msg)
-      case 'ended': return
+      case 'result-fetched': return await this.#onResult(msg.result, msg.from, now)
     }
   }
 

@@ -107,6 +107,7 @@ export class ReplicaGroup {
   readonly #ops: Array<{ seq: number, bytes: Uint8Array }> = []
   #waiters: Waiter[] = []
   #closed = false
+  #hasLed = false
   #kick: ReturnType<typeof setTimeout> | undefined
   /** peers that refused to hold a replica (they do not trust this node): not asked again */
   readonly #refusers = new Set<string>()
@@ -145,6 +146,11 @@ export class ReplicaGroup {
   leads (now: number): boolean {
     const { lead } = quorums(this.#members.length)
     return this.#members.filter(m => m.grantedUntil > now).length >= lead
+  }
+
+  /** Has it led since this group started? (a group that led and no longer does may have been replaced) */
+  get hasLed (): boolean {
+    return this.#hasLed
   }
 
   /** Why it does not lead, for the campaign's `waiting`. */
@@ -375,7 +381,10 @@ export class ReplicaGroup {
     m.failures = 0
     m.acked = reply.seq
     m.grantedUntil = sentAt + LEADER_LEASE_MS
-    if (!led && this.leads(Date.now())) this.#ports.leading()
+    if (!led && this.leads(Date.now())) {
+      this.#hasLed = true
+      this.#ports.leading()
+    }
     this.#trim()
     const durable = this.durableSeq
     const settled = this.settledSeq

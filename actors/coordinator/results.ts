@@ -3,7 +3,7 @@ import type { CoordinatorRequest, ResultAck, WorkerRequest } from '../../protoco
 import type { ShardOutput } from '../../protocols/campaign/shard.ts'
 import type { BlobRef } from '../../protocols/campaign/spec.ts'
 import { describeError, UnavailableError } from '../runtime/errors.ts'
-import type { Later } from '../runtime/types.ts'
+import { Later } from '../runtime/types.ts'
 import type { CampaignSession } from './session.ts'
 import type { ShardState } from './states.ts'
 
@@ -36,6 +36,8 @@ export interface ResultIO {
   log: Logger
   /** fetches a worker's large result */
   fetchOutput: (worker: string, ref: BlobRef) => Promise<ShardOutput>
+  /** hands a result, its rows now fetched, back to the coordinator's mailbox; resolves with its answer */
+  fetched: (msg: ResultMsg, from: string) => Promise<ResultAck>
   tellWorker: (worker: string, msg: WorkerRequest) => void
   /** something changed: finish the campaign if it is settled, and schedule */
   changed: (session: CampaignSession) => void
@@ -53,8 +55,13 @@ export async function onResult (session: CampaignSession, msg: ResultMsg, from: 
     io.log.warn({ campaign: session.id, shard: msg.index, from }, 'result from a peer that holds no lease for the shard: ignored')
     return { ok: false, stale: true }
   }
+  // rows too large for a message are fetched outside the mailbox: a slow or cut-off worker holds up nothing else
+  if (msg.outcome.ok && msg.outcome.output == null && msg.outcome.blob != null) {
+    const blob = msg.outcome.blob
+    return new Later(fetchOrUnavailable(io, from, blob).then(async output => await io.fetched({ ...msg, outcome: { ok: true, output } }, from)))
+  }
   if (!msg.outcome.ok) return await onFailure(session, msg, msg.outcome, from, now, io)
-  const output = msg.outcome.output ?? await fetchOrUnavailable(io, from, msg.outcome.blob)
+  const output = msg.outcome.output ?? { rows: [] }
   let seq: number
   try {
     seq = await session.commit([{ op: 'result', index: msg.index, result: { rows: output.rows, info: output.info, worker: from, attempt: msg.attempt, durationMs: msg.durationMs } }])
@@ -113,7 +120,7 @@ export function shardRecord (session: CampaignSession, index: number, deadError?
 async function duplicate (session: CampaignSession, msg: ResultMsg, from: string, io: ResultIO): Promise<ResultAck> {
   if (!msg.outcome.ok) return { ok: true, duplicate: true }
   const stored = await session.storedResult(msg.index)
-  const output = msg.outcome.output ?? await fetchOrUnavailable(io, from, msg.outcome.blob)
+  const output = msg.outcome.output ?? { rows: [] }
   const same = stored != null && JSON.stringify(stored.rows) === JSON.stringify(output.rows)
   session.audit.append({ type: 'duplicate', shard: msg.index, worker: from, epoch: msg.epoch, same })
   if (same) return { ok: true, duplicate: true }

@@ -209,7 +209,9 @@ export class CampaignSession {
       term: this.term,
       replicas: this.replicas,
       replicaNames: this.replicas.map(p => names.get(p) ?? p),
-      refusedBy: [...new Set([...this.refusedBy, ...this.group?.refusers ?? []])]
+      refusedBy: [...new Set([...this.refusedBy, ...this.group?.refusers ?? []])],
+      // replicas that stopped confirming this coordinator may have elected another: say this view may be behind
+      ...(this.group != null && !this.run.finished && this.group.hasLed && !this.group.leads(now) ? { stale: true } : {})
     }
   }
 

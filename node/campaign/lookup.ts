@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { verifyAudit, type AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { COORDINATOR_ACTOR, type CoordinatorMessage } from '../../actors/coordinator/coordinator.ts'
 import { isFinal } from '../../actors/coordinator/states.ts'
+import { recordedStatus } from '../../actors/coordinator/status.ts'
 import type { CampaignRecord, CampaignStore } from '../../actors/coordinator/store.ts'
 import type { PeerView } from '../../actors/membership/membership.ts'
 import { REPLICA_ACTOR, type ReplicaMessage } from '../../actors/replica/replica.ts'
@@ -91,9 +92,20 @@ export class CampaignLookup {
     return { kind: copyKind(own, copy), own, copy }
   }
 
-  /** This node's coordinator's view (null when it does not coordinate the campaign). */
+  /**
+   * This node's coordinator's view (null when it does not coordinate the
+   * campaign). A coordinator too busy to answer in time is answered for from
+   * its record, marked as possibly behind, rather than left to hang the caller.
+   */
   async #coordinatorView (id: string): Promise<CampaignStatus | null> {
-    return await this.#init.host.ask<CampaignStatus | null>({ peer: this.#init.self, name: COORDINATOR_ACTOR }, { type: 'status', id } satisfies CoordinatorMessage, { timeoutMs: LOCAL_TIMEOUT_MS })
+    try {
+      return await this.#init.host.ask<CampaignStatus | null>({ peer: this.#init.self, name: COORDINATOR_ACTOR }, { type: 'status', id } satisfies CoordinatorMessage, { timeoutMs: LOCAL_TIMEOUT_MS })
+    } catch (err) {
+      if ((err as Error).name !== 'AskTimeoutError') throw err
+      const own = await this.#init.store.campaign(id)
+      if (own == null || own.movedTo != null) return null
+      return { ...recordedStatus(own, this.#init.self), stale: true, waiting: `possibly behind: as last stored; this node's coordinator did not answer within ${LOCAL_TIMEOUT_MS} ms` }
+    }
   }
 
   /** What this node itself knows: its coordinator's view, else its replica copy's (marked stale unless ended). */
@@ -118,13 +130,14 @@ export class CampaignLookup {
     return best != null ? this.#unconfirmed(best, remote.length) : null
   }
 
+  /** What this node knows, marked as possibly behind, and why. */
   #unconfirmed (status: CampaignStatus, answered: number): CampaignStatus {
     const where = status.coordinatorName ?? status.coordinator
-    return {
-      ...status,
-      stale: true,
-      waiting: `possibly behind: as last replicated to this node; the coordinator ${where} did not answer${answered > 0 ? '' : ' (no peer did)'}; ask on its node for the live state`
-    }
+    const nobody = answered > 0 ? '' : ' (no peer answered)'
+    const waiting = status.coordinator === this.#init.self
+      ? `possibly behind: this node coordinates it, but its replicas stopped confirming it${nobody}; if they were cut off from it, one of them may run it now`
+      : `possibly behind: as last replicated to this node; the coordinator ${where} did not answer${nobody}; ask on its node for the live state`
+    return { ...status, stale: true, waiting }
   }
 
   async #askPeers (id: string): Promise<Array<{ from: string, status: CampaignStatus }>> {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -46,12 +46,22 @@ describe('campaigns on an in-process mesh', () => {
 })
 
 describe('any node, any coordinator', () => {
-  it('status and results work on a node that neither coordinates the campaign nor holds a replica of it', async () => {
+  it('status, results, summary and audit work on a node that neither coordinates the campaign nor holds a replica of it', async () => {
     const [a, b] = await threeNodes()
     // no replicas: b holds nothing of it, so its answers come from a
     const file = await campaignFile('elsewhere', { replicas: 0, shards: { iterations: { total: 120, perShard: 10, seed: 3 } } })
     const s = await a!.campaigns.submit({ file })
     await finished(a!, s.id)
+    // the end is reported once the summary is written: it is there at once, on the coordinator and from b
+    const summary = await a!.campaigns.summary(s.id)
+    expect(summary).toMatch(/\*\*SUCCEEDED\*\*: 12 of 12 shards done/)
+    expect(await b!.campaigns.summary(s.id)).toBe(summary)
+    expect(await b!.campaigns.auditVerify(s.id)).toMatchObject({ ok: true, from: a!.peerId })
+    expect((await b!.campaigns.auditVerify(s.id))!.records).toBe((await a!.campaigns.auditVerify(s.id))!.records)
+    // one metrics line per change: the last two lines differ
+    const metrics = (await readFile(join(s.runDir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map(l => { const { t: _, ...rest } = JSON.parse(l) as Record<string, unknown>; return JSON.stringify(rest) })
+    expect(metrics.filter((m, i) => i > 0 && m === metrics[i - 1])).toEqual([])
+    expect(metrics.at(-1)).toContain('"state":"SUCCEEDED"')
     expect(await b!.campaigns.status(s.id)).toMatchObject({ id: s.id, state: 'SUCCEEDED', coordinator: a!.peerId, shards: { done: 12 } })
     const blobsOfB = async (): Promise<string[]> => (await readdir(b!.blobs.store.dir, { recursive: true, withFileTypes: true }))
       .filter(e => e.isFile()).map(e => join(e.parentPath, e.name)).sort()

@@ -174,6 +174,10 @@ describe('partition: real network namespaces, a veth pair cut and healed', () =>
     // fail at once in A ("network unreachable") and time out in B. Heal: link up.
     ip('-n', NS_A, 'link', 'set', VETH_A, 'down')
     const cutAt = Date.now()
+    // each side answers zp status from what it knows, at once (the CLI gives up after 15 s), marked as possibly behind
+    const [aSide, bSide] = await Promise.all([status(coord, id), status(workers[0]!, id)])
+    expect.soft(aSide).toMatchObject({ coordinator: coord.peerId })
+    expect.soft(bSide.stale === true || (bSide.term ?? 0) >= 1, `B's answer is marked stale or comes from the new coordinator: ${JSON.stringify(bSide)}`).toBe(true)
 
     // on B's side, a replica is elected and takes over
     const taken = await waitFor(async () => {
