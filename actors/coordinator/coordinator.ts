@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { describeError, InvalidMessageError, NoSuchActorError, UnavailableError } from '../runtime/errors.ts'
+import { describeError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, Later, MessageMeta } from '../runtime/types.ts'
 import type { PeerView } from '../membership/membership.ts'
 import {
@@ -9,14 +9,12 @@ import {
 import type { ShardOutput } from '../../protocols/campaign/shard.ts'
 import type { BlobRef } from '../../protocols/campaign/spec.ts'
 import { assign } from './assign.ts'
-import { writeConfig, appendMetrics, metricsOf } from './reports.ts'
-import { finalize } from './finalize.ts'
-import { announce, onLeaseOutcome, sendLeases, type LeaseOutcome, type LeasingIO } from './leasing.ts'
-import { openFromRecord, openNew, startReplication, type OpenIO, type SubmitCampaign } from './open.ts'
+import { appendMetrics, metricsOf } from './reports.ts'
+import { onLeaseOutcome, sendLeases, type LeaseOutcome, type LeasingIO } from './leasing.ts'
+import type { SubmitCampaign } from './open.ts'
 import { onCheckpoint, onRelease, onResult, type ResultIO } from './results.ts'
-import { MAX_LEASES_PER_MESSAGE, type CampaignSession } from './session.ts'
-import { isFinal } from './states.ts'
-import { recordedStatus, type CampaignStatus } from './status.ts'
+import { MAX_LEASES_PER_MESSAGE } from './session.ts'
+import { Sessions } from './sessions.ts'
 import type { CampaignStore } from './store.ts'
 
 export { COORDINATOR_ACTOR } from '../../protocols/campaign/messages.ts'
@@ -95,10 +93,9 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   readonly #ports: CoordinatorPorts
   readonly #ctx: ActorContext
   readonly #log: Logger
-  readonly #sessions = new Map<string, CampaignSession>()
+  readonly #sessions: Sessions
   /** workers that refused or failed a lease: left alone until then */
   readonly #busyUntil = new Map<string, number>()
-  readonly #io: OpenIO
   readonly #leasing: LeasingIO
   readonly #results: ResultIO
   readonly #ready: Promise<void>
@@ -111,37 +108,44 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     this.#ctx = ctx
     this.#log = ctx.log
     const tellSelf = (msg: LocalMessage): void => { void ctx.tell(ctx.self, msg).catch(() => {}) }
-    this.#io = {
+    this.#leasing = { self: ports.self, ctx, log: ctx.log, grant: ports.blobs.grant }
+    this.#sessions = new Sessions({
       self: ports.self,
       selfName: ports.selfName,
+      version: ports.version,
       store: ports.store,
       ctx,
       log: ctx.log,
       peers: () => this.#peers,
+      refreshPeers: async () => {
+        this.#peers = await ports.peers().catch(() => this.#peers)
+        return this.#peers
+      },
       blobs: ports.blobs,
+      blobPath: (hash) => ports.blobs.path(hash),
       runsDir: ports.runsDir,
       defaultReplicas: ports.defaultReplicas ?? 2,
+      leasing: this.#leasing,
+      changed: () => { this.#schedule(ctx.now()) },
       superseded: (id, by) => { tellSelf({ type: 'superseded', id, ...by }) },
       leading: () => { tellSelf({ type: 'tick' }) }
-    }
-    this.#leasing = { self: ports.self, ctx, log: ctx.log, grant: ports.blobs.grant }
+    })
     this.#results = {
       log: ctx.log,
       fetchOutput: async (worker, ref) => await this.#fetchOutput(worker, ref),
       fetched: async (result, from) => await ctx.ask<ResultAck>(ctx.self, { type: 'result-fetched', result, from } satisfies LocalMessage, { timeoutMs: RESULT_FETCHED_TIMEOUT_MS, signal: ctx.signal }),
       tellWorker: (worker, msg) => { this.#tellWorker(worker, msg) },
-      changed: (session) => { this.#changed(session) }
+      changed: (session) => { this.#sessions.changed(session) }
     }
     ctx.timers.every(TICK_MS, { type: 'tick' })
-    this.#ready = (start === 'resume' ? this.#resumeAll() : this.#stopAll()).catch((err: unknown) => {
+    this.#ready = (start === 'resume' ? this.#sessions.resumeAll() : this.#sessions.stopAll()).catch((err: unknown) => {
       this.#log.error({ err: describeError(err) }, 'cannot read the campaigns this node coordinates')
     })
   }
 
   async stopped (): Promise<void> {
     await this.#ready
-    await Promise.all([...this.#sessions.values()].map(async s => { await s.close() }))
-    this.#sessions.clear()
+    await this.#sessions.closeAll()
   }
 
   async receive (msg: CoordinatorMessage, meta: MessageMeta): Promise<unknown> {
@@ -156,81 +160,19 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     }
     if (meta.from !== this.#ports.self) return undefined
     switch (msg.type) {
-      case 'submit': return await this.#submit(msg, now)
-      case 'status': return await this.#status(msg.id, now)
-      case 'list': return await this.#list(now)
-      case 'cancel': return await this.#cancel(msg.id, now)
+      case 'submit': return await this.#sessions.submit(msg, now)
+      case 'status': return await this.#sessions.status(msg.id, now)
+      case 'list': return await this.#sessions.list(now)
+      case 'cancel': return await this.#sessions.cancel(msg.id, now)
       case 'tick': this.#tick(now); return
       case 'peers': this.#peers = msg.peers; this.#schedule(now); return
       case 'peer-lost': this.#onPeerLost(msg.peer, msg.state, now); return
       case 'lease-reply': this.#onLeaseReply(msg, now); return
-      case 'resume': return await this.#resume(msg.id, now)
-      case 'takeover': return await this.#resume(msg.id, now, msg)
-      case 'superseded': return await this.#superseded(msg.id, msg)
+      case 'resume': return await this.#sessions.resume(msg.id, now)
+      case 'takeover': return await this.#sessions.resume(msg.id, now, msg)
+      case 'superseded': return await this.#sessions.superseded(msg.id, msg)
       case 'result-fetched': return await this.#onResult(msg.result, msg.from, now)
     }
-  }
-
-  async #submit (msg: SubmitCampaign, now: number): Promise<CampaignStatus> {
-    let session: CampaignSession | undefined
-    try {
-      this.#peers = await this.#ports.peers()
-      session = await openNew(msg, this.#io, now)
-      await writeConfig(session.runDir, {
-        id: msg.id,
-        specHash: msg.specHash,
-        spec: msg.spec,
-        coordinator: { peerId: this.#ports.self, name: this.#ports.selfName },
-        version: this.#ports.version,
-        createdAt: now,
-        hardware: this.#peers.filter(p => p.state !== 'dead').map(p => ({
-          peerId: p.peerId, name: p.name, state: p.state, slots: p.slots, host: p.capabilities?.host ?? null,
-          capabilities: Object.entries(p.capabilities?.capabilities ?? {}).filter(([, c]) => c.status === 'ok').map(([k]) => k)
-        }))
-      })
-    } catch (err) {
-      await session?.close()
-      throw new UnavailableError(`cannot start campaign ${msg.spec.name}: ${describeError(err)}`)
-    }
-    this.#sessions.set(session.id, session)
-    this.#log.info({ campaign: session.id, name: msg.spec.name, shards: session.run.total, priority: msg.spec.priority }, `campaign ${msg.spec.name} submitted`)
-    this.#changed(session)
-    return session.status(now)
-  }
-
-  /** null also for a campaign another coordinator took over: its status is theirs to give */
-  async #status (id: string, now: number): Promise<CampaignStatus | null> {
-    const session = this.#sessions.get(id)
-    if (session != null) return session.status(now)
-    const rec = await this.#ports.store.campaign(id)
-    return rec != null && rec.movedTo == null ? { ...recordedStatus(rec, this.#ports.self), coordinatorName: this.#ports.selfName } : null
-  }
-
-  async #list (now: number): Promise<CampaignStatus[]> {
-    const live = [...this.#sessions.values()].map(s => s.status(now))
-    const recorded = (await this.#ports.store.campaigns()).filter(r => !this.#sessions.has(r.id)).map(r => r.movedTo != null
-      ? { ...recordedStatus(r, r.movedTo.peer), waiting: `taken over by ${r.movedTo.peer} (term ${r.movedTo.term}); ask that node` }
-      : { ...recordedStatus(r, this.#ports.self), coordinatorName: this.#ports.selfName })
-    return [...live, ...recorded].sort((a, b) => b.createdAt - a.createdAt)
-  }
-
-  async #cancel (id: string, now: number): Promise<CampaignStatus | Later<CampaignStatus> | null> {
-    const session = this.#sessions.get(id)
-    if (session == null) {
-      const rec = await this.#ports.store.campaign(id)
-      if (rec?.state !== 'STOPPED') return await this.#status(id, now)
-      // a stopped campaign is cancelled from its record
-      const resumed = await this.#open(rec, now)
-      return await this.#cancel(resumed.id, now)
-    }
-    const leases = session.run.cancel(now)
-    if (leases == null) return session.status(now)
-    session.audit.append({ type: 'cancelled', aborted: leases.map(l => l.index), done: session.run.doneCount })
-    session.deleteLeases(leases.map(l => l.index))
-    for (const [worker, ls] of groupBy(leases, l => l.worker)) this.#tellWorker(worker, { type: 'cancel', campaignId: id, shards: ls.map(l => l.index) })
-    this.#log.info({ campaign: id, aborted: leases.length, done: session.run.doneCount }, 'campaign cancelled; finished shards kept')
-    // answered once the end is written, so the answer says CANCELLED
-    return await this.#end(session).then(() => session.status(this.#ctx.now()))
   }
 
   #tick (now: number): void {
@@ -286,10 +228,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     const cap = this.#peers.reduce((n, p) => n + p.slots.total * WORKER_QUEUE_FACTOR, 0)
     const demands = [...this.#sessions.values()].filter(s => !s.closed).map(s => s.demand(now, cap))
     const { grants, waiting } = assign(demands, this.#peers, this.#busyUntil, now, inFlight)
-    for (const [id, why] of waiting) {
-      const run = this.#sessions.get(id)!.run
-      run.waiting = why
-    }
+    for (const [id, why] of waiting) this.#sessions.get(id)!.run.waiting = why
     for (const g of grants) {
       const session = this.#sessions.get(g.campaignId)!
       const leases = session.run.grantNext(g.fresh, g.peer, g.peerName, now, g.retries)
@@ -315,110 +254,6 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     return { ok: false, stale: true, movedTo: rec?.movedTo }
   }
 
-  /** A session changed: if its campaign is settled, write its end; schedule either way. */
-  #changed (session: CampaignSession): void {
-    if (session.run.finished) void this.#end(session)
-    this.#schedule(this.#ctx.now())
-  }
-
-  readonly #ending = new Map<string, Promise<void>>()
-
-  /** Writes a campaign's end, once. */
-  async #end (session: CampaignSession): Promise<void> {
-    let ending = this.#ending.get(session.id)
-    if (ending == null) {
-      ending = finalize(session, {
-        self: this.#ports.self,
-        store: this.#ports.store,
-        log: this.#log,
-        now: () => this.#ctx.now(),
-        blobPath: (hash) => this.#ports.blobs.path(hash),
-        peerNames: () => new Map(this.#peers.map(p => [p.peerId, p.name]))
-      }).catch((err: unknown) => {
-        this.#log.error({ campaign: session.id, err: describeError(err) }, 'cannot write the end of the campaign (summary, record); it is reported ended anyway')
-        session.reported = true
-      })
-      this.#ending.set(session.id, ending)
-    }
-    await ending
-  }
-
-  async #resumeAll (): Promise<void> {
-    for (const record of await this.#ports.store.campaigns()) {
-      if (isFinal(record.state) || record.state === 'STOPPED' || record.movedTo != null) continue
-      await this.#open(record, this.#ctx.now()).catch((err: unknown) => {
-        this.#log.error({ campaign: record.id, err: describeError(err) }, 'cannot resume campaign')
-      })
-    }
-  }
-
-  /** zp-node start --no-resume: every unfinished campaign is marked stopped, with its true counts, until `zp resume`. */
-  async #stopAll (): Promise<void> {
-    for (const record of await this.#ports.store.campaigns()) {
-      if (isFinal(record.state) || record.state === 'STOPPED' || record.movedTo != null) continue
-      const { session } = await openFromRecord(record, this.#io, this.#ctx.now())
-      session.run.stop()
-      session.audit.append({ type: 'stopped', done: session.run.doneCount, reason: 'the node started with --no-resume' })
-      await session.saveRecord()
-      await session.close()
-      this.#log.info({ campaign: record.id, done: session.run.doneCount, total: session.run.total }, `campaign ${record.spec.name} left stopped (--no-resume); zp resume ${record.id} runs the rest`)
-    }
-  }
-
-  /** Picks a campaign up from its checkpoint: shards with a result are never run again. */
-  async #resume (id: string, now: number, takeover?: { term: number, replicas: string[], previous: string }): Promise<CampaignStatus> {
-    const live = this.#sessions.get(id)
-    const ended = (state: string): InvalidMessageError => new InvalidMessageError(`campaign ${id} has ended (${state}); there is nothing to resume`)
-    if (live != null && takeover == null) {
-      if (live.run.finished) throw ended(live.run.state)
-      return live.status(now)
-    }
-    const record = await this.#ports.store.campaign(id)
-    if (record == null) throw new NoSuchActorError(`no campaign ${id} on this node`)
-    if (isFinal(record.state)) throw ended(record.state)
-    if (record.movedTo != null && takeover == null) throw new InvalidMessageError(`campaign ${id} was taken over by ${record.movedTo.peer} (term ${record.movedTo.term}); it runs there now`)
-    await live?.close()
-    const session = await this.#open(record, now, takeover)
-    return session.status(now)
-  }
-
-  /** Opens a session from the stored record and starts it: replication, the audit, the workers told. */
-  async #open (record: NonNullable<Awaited<ReturnType<CampaignStore['campaign']>>>, now: number, takeover?: { term: number, replicas: string[], previous: string }): Promise<CampaignSession> {
-    const { session, leases } = await openFromRecord(record, this.#io, now, takeover)
-    session.run.resume(now)
-    this.#sessions.set(session.id, session)
-    this.#peers = await this.#ports.peers().catch(() => this.#peers)
-    startReplication(session, this.#io, session.term, takeover?.replicas ?? record.replicas ?? [])
-    const run = session.run
-    const counts = { done: run.doneCount, failed: run.deadCount, pending: run.total - run.doneCount - run.deadCount, leasesInForce: leases.length }
-    if (takeover != null) {
-      session.audit.append({ type: 'takeover', term: session.term, previous: takeover.previous, replicas: session.replicas, ...counts })
-      this.#log.warn({ campaign: session.id, term: session.term, previous: takeover.previous, done: run.doneCount, total: run.total }, `took over campaign ${run.spec.name} from its dead coordinator: ${run.doneCount} of ${run.total} shards already done`)
-    } else {
-      session.audit.append({ type: 'resumed', replicas: session.replicas, ...counts })
-      this.#log.info({ campaign: session.id, done: run.doneCount, total: run.total }, `resumed campaign ${run.spec.name} from its checkpoint: ${run.doneCount} of ${run.total} shards already done`)
-    }
-    await session.saveRecord()
-    if (takeover != null) announce(session, this.#peers, this.#leasing)
-    this.#changed(session)
-    return session
-  }
-
-  /** Another coordinator took this campaign over (this node was cut off or thought dead): stop running it here. */
-  async #superseded (id: string, by: { coordinator?: string, term: number }): Promise<void> {
-    const session = this.#sessions.get(id)
-    if (session == null || by.term <= session.term) return
-    this.#sessions.delete(id)
-    session.audit.append({ type: 'superseded', by: by.coordinator ?? null, term: by.term, done: session.run.doneCount })
-    const movedTo = by.coordinator != null ? { peer: by.coordinator, term: by.term } : undefined
-    session.group?.close()
-    session.group = undefined
-    // this node's copy is no longer the live one: said in the record here, not sent to anyone
-    await this.#ports.store.apply(id, [{ op: 'record', record: session.recordNow({ movedTo }) }]).catch(() => {})
-    await session.close()
-    this.#log.warn({ campaign: id, coordinator: by.coordinator, term: by.term }, 'another coordinator has taken this campaign over; it no longer runs here')
-  }
-
   async #fetchOutput (worker: string, ref: BlobRef): Promise<ShardOutput> {
     const bytes = await this.#ports.blobs.fetch(worker, ref, AbortSignal.any([this.#ctx.signal, AbortSignal.timeout(FETCH_OUTPUT_TIMEOUT_MS)]))
     return JSON.parse(new TextDecoder().decode(bytes)) as ShardOutput
@@ -429,13 +264,4 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       this.#log.warn({ worker, err: describeError(err) }, `could not tell worker to ${msg.type}`)
     })
   }
-}
-
-function groupBy<T> (items: T[], key: (t: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>()
-  for (const item of items) {
-    const k = key(item)
-    out.set(k, [...(out.get(k) ?? []), item])
-  }
-  return out
 }

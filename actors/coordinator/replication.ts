@@ -6,6 +6,7 @@ import {
 } from '../../protocols/campaign/replica.ts'
 import type { BlobRef } from '../../protocols/campaign/spec.ts'
 import { describeError, UnavailableError } from '../runtime/errors.ts'
+import { quorums, SeqWaiters } from './quorum.ts'
 
 /** How long a replica's acknowledgement lets the coordinator lease work; replicas wait this long before electing. */
 export const LEADER_LEASE_MS = 3000
@@ -25,18 +26,9 @@ const FLUSH_OPS = 256
 const MAX_RETAINED_OPS = 2000
 /** how long a result waits for replicas before its worker is told to try again */
 export const DURABLE_TIMEOUT_MS = 20_000
+const NOT_RUNNING = 'this coordinator no longer runs the campaign'
 
-/**
- * Quorums for `m` replicas (the coordinator is not counted): a takeover needs
- * the votes of `elect` replicas, and the coordinator may lease work (and
- * counts a change as durable) while `lead` replicas confirm it. elect + lead >
- * m, so no replica can be elected while the coordinator still leads, and
- * 2·elect > m, so two candidates cannot both win a term.
- */
-export function quorums (m: number): { elect: number, lead: number } {
-  const elect = Math.floor(m / 2) + 1
-  return { elect, lead: m === 0 ? 0 : m - elect + 1 }
-}
+export { quorums } from './quorum.ts'
 
 export interface ReplicationPorts {
   log: Logger
@@ -73,15 +65,6 @@ interface Member {
   retryAt: number
 }
 
-interface Waiter {
-  seq: number
-  /** durable (enough replicas) or settled (every replica) */
-  all: boolean
-  resolve: () => void
-  reject: (err: Error) => void
-  timer: ReturnType<typeof setTimeout>
-}
-
 /**
  * The replicas of one campaign, seen from its coordinator: every change of
  * the campaign's stored state is numbered and streamed to them in order; a
@@ -105,7 +88,7 @@ export class ReplicaGroup {
   #seq = Date.now() * 1000
   /** changes not yet held by every replica, each encoded once for all of them */
   readonly #ops: Array<{ seq: number, bytes: Uint8Array }> = []
-  #waiters: Waiter[] = []
+  readonly #waiters = new SeqWaiters()
   #closed = false
   #hasLed = false
   #kick: ReturnType<typeof setTimeout> | undefined
@@ -189,20 +172,8 @@ export class ReplicaGroup {
 
   async #wait (seq: number, all: boolean, timeoutMs: number): Promise<void> {
     if ((all ? this.settledSeq : this.durableSeq) >= seq) return
-    if (this.#closed) throw new UnavailableError('this coordinator no longer runs the campaign')
-    await new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        seq,
-        all,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters = this.#waiters.filter(w => w !== waiter)
-          reject(new UnavailableError(`not yet confirmed by ${quorums(this.#members.length).lead} replica(s) after ${timeoutMs} ms; try again`))
-        }, timeoutMs)
-      }
-      this.#waiters.push(waiter)
-    })
+    if (this.#closed) throw new UnavailableError(NOT_RUNNING)
+    await this.#waiters.wait(seq, all, timeoutMs, () => `not yet confirmed by ${quorums(this.#members.length).lead} replica(s) after ${timeoutMs} ms; try again`)
   }
 
   /**
@@ -259,11 +230,7 @@ export class ReplicaGroup {
   close (): void {
     this.#closed = true
     if (this.#kick != null) clearTimeout(this.#kick)
-    for (const w of this.#waiters) {
-      clearTimeout(w.timer)
-      w.reject(new UnavailableError('this coordinator no longer runs the campaign'))
-    }
-    this.#waiters = []
+    this.#waiters.rejectAll(NOT_RUNNING)
   }
 
   /** Adds replicas up to the desired count from live peers; true when it did. */
@@ -386,18 +353,7 @@ export class ReplicaGroup {
       this.#ports.leading()
     }
     this.#trim()
-    const durable = this.durableSeq
-    const settled = this.settledSeq
-    const still: Waiter[] = []
-    for (const w of this.#waiters) {
-      if (w.seq <= (w.all ? settled : durable)) {
-        clearTimeout(w.timer)
-        w.resolve()
-      } else {
-        still.push(w)
-      }
-    }
-    this.#waiters = still
+    this.#waiters.reached(this.durableSeq, this.settledSeq)
   }
 
   /** Forgets ops every replica holds, and the oldest when one lags too far (it will get a snapshot). */
