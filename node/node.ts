@@ -33,6 +33,7 @@ import { openDb, Storage, type Db } from './storage.ts'
 import { Trust } from './trust.ts'
 import { nodeRoutes, type BootstrapAttempt } from './api/routes.ts'
 import { BlobAccess } from './blobs/access.ts'
+import { BlobGc, DEFAULT_BLOB_RETENTION_MS } from './blobs/gc.ts'
 import { BlobService } from './blobs/service.ts'
 import { BlobStore } from './blobs/store.ts'
 import { campaignRoutes } from './campaign/routes.ts'
@@ -79,6 +80,8 @@ export interface NodeOptions {
   replicas?: number
   /** folders besides a campaign's own that the files it names may be in (zp-node --data-root) */
   dataRoots?: string[]
+  /** how long a blob is kept once nothing references it, e.g. after its campaign ended (default 24 h; 0: at once) */
+  blobRetentionMs?: number
   /** tests only: peers this node refuses connections with while they are in the set (a simulated partition) */
   blocked?: ReadonlySet<string>
   timings?: Partial<LivenessTimings>
@@ -117,6 +120,8 @@ export class ZpNode {
   readonly storage: Storage
   readonly psk: Psk | undefined
   readonly blobs: BlobService
+  /** the blob store's garbage collector (zp-node gc, and every few minutes) */
+  readonly gc: BlobGc
   readonly #blobAccess: BlobAccess
   readonly #opts: NodeOptions
   readonly #execTemplates: ExecTemplates
@@ -157,6 +162,11 @@ export class ZpNode {
       store: init.blobStore,
       access: this.#blobAccess,
       log: this.log.child({ component: 'blobs' })
+    })
+    this.gc = new BlobGc({
+      store: init.blobStore,
+      retentionMs: init.opts.blobRetentionMs ?? DEFAULT_BLOB_RETENTION_MS,
+      log: this.log.child({ component: 'blob-gc' })
     })
     this.#transport = new ActorTransport(async (peer, signal) => await this.libp2p.dialProtocol(peerIdFromString(peer), ACTOR_PROTOCOL, {
       signal, maxOutboundStreams: MAX_STREAMS
@@ -280,7 +290,8 @@ export class ZpNode {
       pskFingerprint: this.psk?.fingerprint ?? null,
       trusted: this.trust.mesh ? 'every peer of the mesh (--trust-mesh)' : this.trust.list(),
       slots: this.slots(),
-      capabilities: this.#capabilities
+      capabilities: this.#capabilities,
+      blobStore: this.blobs.store.usage()
     }
   }
 
@@ -326,6 +337,7 @@ export class ZpNode {
       log: this.log,
       blobs: this.blobs,
       access: this.#blobAccess,
+      gc: this.gc,
       slots: this.slots().total,
       execTemplates: this.#execTemplates,
       capabilities: () => this.#capabilities,
@@ -408,6 +420,7 @@ export class ZpNode {
     }, `node ${this.name} started`)
 
     this.#startProbing()
+    this.gc.start()
     tellMembership({ type: 'seed', peers: await this.#knownPeers() })
     const bootstrap = this.#opts.bootstrap ?? []
     for (const addr of bootstrap) this.#joining.set(addr.toString(), { address: addr.toString(), attempts: 0, lastError: null })
@@ -551,6 +564,7 @@ export class ZpNode {
     this.#state = 'stopping'
     this.#lifetime.abort(new Error('node stopping'))
     if (this.#probeTimer != null) clearInterval(this.#probeTimer)
+    await this.gc.stop()
     if (wasRunning) {
       // goodbye, so peers mark this node DEAD at once instead of after the silence timeout
       await this.host.ask({ peer: this.peerId, name: MEMBERSHIP_ACTOR }, { type: 'set-state', state: 'left' } satisfies MembershipMessage, { timeoutMs: 2000 })

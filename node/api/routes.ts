@@ -1,5 +1,8 @@
 import type { Hono } from 'hono'
+import { z } from 'zod'
 import type { PeerView } from '../../actors/membership/membership.ts'
+import { summarizeIssues } from '../../protocols/common/validate.ts'
+import type { BlobGc } from '../blobs/gc.ts'
 import { summarizeAccelerators } from '../probe/summary.ts'
 
 /** A bootstrap address a joining node has not reached yet. */
@@ -17,7 +20,12 @@ export interface NodeApiSource {
   joining: () => BootstrapAttempt[]
   info: () => Record<string, unknown>
   peers: () => Promise<PeerView[]>
+  /** the blob store's collector (POST /v1/node/gc) */
+  gc: Pick<BlobGc, 'run'>
 }
+
+/** `POST /v1/node/gc`: an empty body, or whether to only say what would go. */
+export const GcBodySchema = z.object({ dryRun: z.boolean().optional() }).strict()
 
 /** The JSON shape of one peer in `GET /v1/peers` and `zp peers --json`. */
 export interface PeerJson {
@@ -82,5 +90,18 @@ export function nodeRoutes (node: NodeApiSource) {
     app.get('/v1/health', c => c.json(healthJson(node.state, node.joining())))
     app.get('/v1/node', c => c.json(node.info()))
     app.get('/v1/peers', async c => c.json((await node.peers()).map(peerJson)))
+    app.post('/v1/node/gc', async c => {
+      const text = await c.req.text()
+      const body = GcBodySchema.safeParse(text.trim() === '' ? {} : JSON.parse(text))
+      if (!body.success) return c.json({ error: 'invalid_request', message: summarizeIssues(body.error) }, 400)
+      const stopping = (): Response => c.json({ error: 'unavailable', message: `the node is ${node.state}: its blob store is collected while it runs` }, 503)
+      if (node.state === 'stopping' || node.state === 'stopped') return stopping()
+      try {
+        return c.json(await node.gc.run({ dryRun: body.data.dryRun }))
+      } catch (err) {
+        if (node.state === 'stopping' || node.state === 'stopped') return stopping()
+        throw err
+      }
+    })
   }
 }

@@ -1,21 +1,20 @@
 import { createHash, type Hash } from 'node:crypto'
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { open, rm, type FileHandle } from 'node:fs/promises'
 import type { BlobWriter } from '../../protocols/blob/types.ts'
 import { BlobStoreError, BlobTooLargeError, fsReason, isNoSpace } from './errors.ts'
 
 export interface WriterPlace {
   /** the store's directory, named in messages */
   dir: string
-  /** the temp file to write; same file system as the store, so the final rename is atomic */
+  /** the temp file to write; same file system as the store, so putting it in place is atomic */
   tmpPath: string
-  /** where the blob with this hash goes */
-  finalPath: (hash: string) => string
+  /** puts the finished temp file in place as the blob `hash` (whether or not the store held it); resolves with its path */
+  install: (tmpPath: string, hash: string, bytes: number) => Promise<string>
 }
 
 /**
  * One blob being written: bytes go to a temp file (mode 0600) while they are
- * hashed, and reach their final name only by a rename after an fsync, so a
+ * hashed, and reach their final name only by a link after an fsync, so a
  * final name never holds part of a blob, not even after a crash. Any failure
  * removes the temp file before it is reported.
  */
@@ -88,17 +87,15 @@ export class StoreWriter implements BlobWriter {
 
   async commit (): Promise<string> {
     this.#expect('finished', 'commit')
-    const final = this.#place.finalPath(this.#digest!)
+    let path: string
     try {
-      await mkdir(dirname(final), { recursive: true, mode: 0o700 })
-      // replacing an existing copy is harmless: same hash, same bytes
-      await rename(this.#place.tmpPath, final)
+      path = await this.#place.install(this.#place.tmpPath, this.#digest!, this.#bytes)
     } catch (err) {
       await this.discard()
       throw writeError(err, this.#place.dir, this.#name, this.#bytes)
     }
     this.#state = 'committed'
-    return final
+    return path
   }
 
   async discard (): Promise<void> {

@@ -5,6 +5,7 @@ import { coordinatorActor, COORDINATOR_ACTOR, type CoordinatorMessage } from '..
 import { CampaignStore } from '../../actors/coordinator/store.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
+import { describeError } from '../../actors/runtime/errors.ts'
 import type { ActorHost } from '../../actors/runtime/host.ts'
 import type { PeerView } from '../../actors/membership/membership.ts'
 import { createRunners, type Runners } from '../../actors/worker/runners/index.ts'
@@ -12,10 +13,13 @@ import type { ExecTemplates } from '../../actors/worker/runners/types.ts'
 import { workerActor, WORKER_ACTOR, type WorkerMessage } from '../../actors/worker/worker.ts'
 import { replicaActor, REPLICA_ACTOR } from '../../actors/replica/replica.ts'
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
-import type { BlobAccess } from '../blobs/access.ts'
+import { OFFER_TTL_MS, type BlobAccess } from '../blobs/access.ts'
+import type { BlobGc } from '../blobs/gc.ts'
+import { Intake } from '../blobs/intake.ts'
 import type { BlobService } from '../blobs/service.ts'
 import type { Storage } from '../storage.ts'
 import type { ExportFormat } from './export.ts'
+import { campaignReferences } from './blob-refs.ts'
 import { CampaignLookup, type ResultsAnswer } from './lookup.ts'
 import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
@@ -31,6 +35,8 @@ export interface CampaignServiceInit {
   log: Logger
   blobs: BlobService
   access: BlobAccess
+  /** the blob store's collector: the campaigns here are among its references */
+  gc: BlobGc
   slots: number
   execTemplates: ExecTemplates
   capabilities: () => CapabilityReport | null
@@ -70,7 +76,11 @@ export class CampaignService implements CampaignApi {
     this.#coordinator = { peer: init.self, name: COORDINATOR_ACTOR }
     this.#worker = { peer: init.self, name: WORKER_ACTOR }
     this.#runners = createRunners({ capabilities: init.capabilities, slots: init.slots, execTemplates: init.execTemplates, log: init.log.child({ component: 'runner' }) })
-    const { blobs, access } = init
+    const { blobs, access, gc } = init
+    // a campaign's grants name its files, which its record keeps for the retention after it ended; other grants are offers
+    const campaignScopes = new Set<string>()
+    gc.addSource(campaignReferences([this.#store, this.#copies]))
+    gc.addSource({ why: 'offered to a peer (a snapshot, a result, an export)', hashes: () => access.granted(scope => campaignScopes.has(scope)) })
     init.host.spawn(COORDINATOR_ACTOR, coordinatorActor({
       self: init.self,
       selfName: init.name,
@@ -81,13 +91,19 @@ export class CampaignService implements CampaignApi {
       defaultReplicas: init.defaultReplicas,
       resume: init.resume,
       blobs: {
-        grant: (scope, peer, hashes) => { access.grant(scope, peer, hashes) },
-        revoke: (scope) => { access.revoke(scope) },
+        grant: (scope, peer, hashes) => {
+          campaignScopes.add(scope)
+          access.grant(scope, peer, hashes)
+        },
+        revoke: (scope) => {
+          campaignScopes.delete(scope)
+          access.revoke(scope)
+        },
         path: (hash) => blobs.store.path(hash),
         fetch: async (peer, ref, signal) => await readFile(await blobs.fetch(peer, { hash: ref.hash, size: ref.size, name: ref.name }, { signal })),
         offer: async (peer, bytes, name) => {
           const ref = await blobs.store.putBytes(bytes, name)
-          access.grant(`replica:${ref.hash}`, peer, [ref.hash])
+          access.grant(`replica:${ref.hash}`, peer, [ref.hash], OFFER_TTL_MS)
           return ref
         }
       }
@@ -110,35 +126,42 @@ export class CampaignService implements CampaignApi {
       auditFor: async (peer, id) => await this.#lookup.auditFor(peer, id),
       takeover: async (msg) => { await init.host.tell(this.#coordinator, { type: 'takeover', ...msg } satisfies CoordinatorMessage) }
     }))
-    // blobs are immutable and named by their hash: once fetched and checked, a path stays good
-    const ready = new Map<string, string>()
+    // the blobs the worker used since it was last idle: held from the collector, as a running shard may read any of them
+    const inUse = new Map<string, () => void>()
+    const use = (hash: string): void => { if (!inUse.has(hash)) inUse.set(hash, gc.hold([hash])) }
     init.host.spawn(WORKER_ACTOR, workerActor({
       slots: init.slots,
       runners: this.#runners,
-      setBusy: init.setBusy,
+      setBusy: (busy) => {
+        init.setBusy(busy)
+        if (busy > 0) return
+        for (const release of inUse.values()) release()
+        inUse.clear()
+      },
       isTrusted: init.isTrusted,
       blobs: {
         fetch: async (from, ref, signal) => {
-          const known = ready.get(ref.hash)
-          if (known != null) return known
+          use(ref.hash)
           await blobs.fetch(from, { hash: ref.hash, size: ref.size, name: ref.name }, { signal })
+          await blobs.store.touch(ref.hash)
           // modules are import()ed: they need a name ending in .mjs
-          const path = ref.name.endsWith('.mjs') || ref.name.endsWith('.js') ? await blobs.store.importablePath(ref.hash) : blobs.store.path(ref.hash)
-          ready.set(ref.hash, path)
-          return path
+          return ref.name.endsWith('.mjs') || ref.name.endsWith('.js') ? await blobs.store.importablePath(ref.hash) : blobs.store.path(ref.hash)
         },
         fetchSlice: async (from, ref, range, signal) => {
+          use(ref.hash)
           // the whole data set is here (this node coordinates, or fetched it before): read the range in place
-          if (ready.has(ref.hash) || await blobs.store.has(ref.hash)) {
-            ready.set(ref.hash, blobs.store.path(ref.hash))
+          if (await blobs.store.has(ref.hash)) {
+            await blobs.store.touch(ref.hash)
             return { path: blobs.store.path(ref.hash), start: range.start, end: range.end }
           }
+          use(range.hash)
           const path = await blobs.fetch(from, { hash: ref.hash, range, name: `${ref.name}[${range.start},${range.end})` }, { signal })
+          await blobs.store.touch(range.hash)
           return { path, start: 0, end: range.end - range.start }
         },
         offer: async (peer, bytes, name) => {
           const ref = await blobs.store.putBytes(bytes, name)
-          access.grant(`result:${ref.hash}`, peer, [ref.hash])
+          access.grant(`result:${ref.hash}`, peer, [ref.hash], OFFER_TTL_MS)
           return ref
         }
       }
@@ -146,16 +169,27 @@ export class CampaignService implements CampaignApi {
   }
 
   async submit (body: SubmitBody): Promise<CampaignStatus> {
-    const store = this.#init.blobs.store
-    const loaded = 'file' in body
-      ? await loadCampaignFile(body.file, { store, dataRoots: this.#init.dataRoots })
-      : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign', { store, dataRoots: this.#init.dataRoots })
-    const spec = await resolveCampaign(loaded, async (path, name) => await this.#init.blobs.store.putFile(path, name))
-    const specHash = sha256(new TextEncoder().encode(JSON.stringify(spec)))
-    const id = `c-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`
-    return await this.#init.host.ask<CampaignStatus>(this.#coordinator, {
-      type: 'submit', id, spec, specHash, offsets: loaded.data?.offsets, sliceHashes: loaded.data?.sliceHashes
-    } satisfies CoordinatorMessage, { timeoutMs: 60_000 })
+    // what this submit stores is held until the campaign's record names it; refused, it leaves nothing of its own
+    const store = new Intake(this.#init.blobs.store, this.#init.gc)
+    try {
+      const loaded = 'file' in body
+        ? await loadCampaignFile(body.file, { store, dataRoots: this.#init.dataRoots })
+        : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign', { store, dataRoots: this.#init.dataRoots })
+      const spec = await resolveCampaign(loaded, async (path, name) => await store.putFile(path, name))
+      const specHash = sha256(new TextEncoder().encode(JSON.stringify(spec)))
+      const id = `c-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`
+      return await this.#init.host.ask<CampaignStatus>(this.#coordinator, {
+        type: 'submit', id, spec, specHash, offsets: loaded.data?.offsets, sliceHashes: loaded.data?.sliceHashes
+      } satisfies CoordinatorMessage, { timeoutMs: 60_000 })
+    } catch (err) {
+      const freed = await store.discard().catch((cleanup: unknown) => {
+        this.#init.log.warn({ err: describeError(cleanup) }, 'cannot remove the blobs a refused submit stored; the blob gc will')
+      })
+      if (freed != null && freed.blobs > 0) this.#init.log.info({ blobs: freed.blobs, bytes: freed.bytes }, 'removed the blobs a refused submit stored')
+      throw err
+    } finally {
+      store.release()
+    }
   }
 
   async list (): Promise<CampaignStatus[]> {

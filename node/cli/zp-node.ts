@@ -5,6 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parseBootstrap } from '../../bootstrap/address.ts'
 import { parseApiAddress } from '../api/server.ts'
+import { parseDuration } from '../campaign/file-schema.ts'
 import { dataPaths, removeNodeInfoSync, resolveDataDir } from '../datadir.ts'
 import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
 import { createLogger } from '../logger.ts'
@@ -14,6 +15,7 @@ import { generatePskFile, loadPsk } from '../psk.ts'
 import { runDemo } from './demo.ts'
 import { UsageError, collect, exitWithError, positiveInt } from './errors.ts'
 import { checkLivenessFlags } from './liveness-flags.ts'
+import { nodeStatusCommands } from './node-status.ts'
 
 interface NodeFlags {
   listen?: string[]
@@ -30,6 +32,7 @@ interface NodeFlags {
   slots?: number
   execConfig?: string
   dataRoot?: string[]
+  blobRetention?: number
   resume: boolean
   heartbeatMs?: number
   suspectAfterMs?: number
@@ -56,6 +59,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--slots <n>', 'work slots offered (default: CPU cores)', positiveInt('--slots'))
     .option('--exec-config <file>', 'YAML of the command templates exec campaigns may run here (advertised as exec.<name>)')
     .option('--data-root <dir>', 'folder whose files campaigns submitted here may name, besides the campaign file\'s own folder; repeatable', collect)
+    .option('--blob-retention <duration>', 'keep a blob this long once nothing uses it (its campaign ended): 30m, 2h, 7d, or 0 for at once (default 24h)', durationFlag('--blob-retention'))
     .option('--no-resume', 'do not pick up the campaigns this node was coordinating when it stopped (zp resume ID does it later)')
     .option('--heartbeat-ms <ms>', 'heartbeat interval (default 1000)', positiveInt('--heartbeat-ms'))
     .option('--suspect-after-ms <ms>', 'silence before a peer is SUSPECT (default 4000)', positiveInt('--suspect-after-ms'))
@@ -63,6 +67,15 @@ function nodeOptions (cmd: Command): Command {
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long running work may take before the node stops anyway (default 60000)', positiveInt('--drain-timeout-ms'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--log-file <file>', 'JSON log file (default <data-dir>/logs/node.log)')
+}
+
+/** A duration flag: `30m`, `2h`, `7d`, or a number of milliseconds (0 included) */
+function durationFlag (flag: string) {
+  return (value: string): number => {
+    const ms = /^\d+$/.test(value.trim()) ? Number(value) : parseDuration(value)
+    if (ms == null || !Number.isSafeInteger(ms)) throw new UsageError(`${flag} takes a duration such as 30m, 2h or 7d (or 0), got '${value}'`)
+    return ms
+  }
 }
 
 /** --data-root folders, each checked to be one, as absolute paths */
@@ -117,6 +130,7 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
     slots: flags.slots,
     execConfig: flags.execConfig,
     dataRoots: dataRoots(flags.dataRoot),
+    blobRetentionMs: flags.blobRetention,
     resume: flags.resume,
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
@@ -172,6 +186,8 @@ export function buildProgram (): Command {
       const { key } = await loadOrCreateIdentity(resolveDataDir(flags.dataDir))
       process.stdout.write(peerIdOf(key) + '\n')
     })
+
+  nodeStatusCommands(program)
 
   program.command('psk').description('pre-shared keys for private meshes')
     .command('generate').argument('<file>', 'where to write the key (mode 0600); copy it to every node')

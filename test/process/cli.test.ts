@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { copyFile, mkdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { basename, delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -243,6 +244,33 @@ describe('zp-node join and zp against running nodes', () => {
     expect(refused.code).toBe(2)
     expect(refused.stderr).toContain(`${join(elsewhere, 'squares.mjs')}, outside the campaign's folder ${campaigns} or this node's --data-root folders (`)
     expect(refused.stderr).toContain(shared)
+  })
+
+  it('zp-node gc removes what nothing uses, asking the running node (--dry-run only counts); zp-node status shows the store; no node: exit 1', async () => {
+    const dataDir = join(scratch.path, 'gc-node')
+    // a blob from before, used two days ago, that no campaign names
+    const orphan = Buffer.from('an orphaned data set\n')
+    const hash = createHash('sha256').update(orphan).digest('hex')
+    const file = join(dataDir, 'blobs', hash.slice(0, 2), hash)
+    await mkdir(dirname(file), { recursive: true })
+    await writeFile(file, orphan)
+    await utimes(file, new Date(Date.now() - 48 * 3600_000), new Date(Date.now() - 48 * 3600_000))
+    const bad = await runCli('zp-node', ['start', '--data-dir', dataDir, '--blob-retention', 'soon'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--blob-retention takes a duration such as 30m, 2h or 7d \(or 0\), got 'soon'/)
+    await mesh.start('gc-node', { dataDir, args: ['--blob-retention', '1d'] })
+    const status = await runCli('zp-node', ['status', '--data-dir', dataDir, '--json'])
+    expect(JSON.parse(status.stdout)).toMatchObject({ name: 'gc-node', blobStore: { blobs: 1, bytes: orphan.length } })
+    const dry = await runCli('zp-node', ['gc', '--data-dir', dataDir, '--dry-run', '--json'])
+    expect(JSON.parse(dry.stdout)).toEqual({ dryRun: true, retentionMs: 86_400_000, removed: { blobs: 1, bytes: orphan.length }, kept: { blobs: 0, bytes: 0 } })
+    expect(existsSync(file)).toBe(true)
+    const gc = await runCli('zp-node', ['gc', '--data-dir', dataDir])
+    expect(gc).toEqual({ code: 0, stdout: `removed 1 blob (${orphan.length} B); kept 0 blobs (0 B); retention 1d\n`, stderr: '' })
+    expect(existsSync(file)).toBe(false)
+    expect((await runCli('zp-node', ['status', '--data-dir', dataDir])).stdout).toMatch(/^blob store {2}0 blobs \(0 B\)$/m)
+    const none = await runCli('zp-node', ['gc', '--data-dir', join(scratch.path, 'no-node-here')])
+    expect(none.code).toBe(1)
+    expect(none.stderr).toMatch(/^zp-node: error: no running node found in .*no-node-here/)
   })
 
   it('zp peers explains a missing or stale node instead of failing obscurely', async () => {

@@ -1,11 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startApi, type ApiServer } from '../../node/api/server.ts'
 import { healthJson, nodeRoutes } from '../../node/api/routes.ts'
+import type { GcReport } from '../../node/blobs/gc.ts'
 import { silentLogger } from '../../node/logger.ts'
 
 const TOKEN = 't0ken'
 let api: ApiServer
 let joining = [{ address: '/ip4/10.9.9.9/tcp/4170', attempts: 3, lastError: 'connect ECONNREFUSED 10.9.9.9:4170' }]
+const gcRuns: Array<{ dryRun?: boolean }> = []
+const gc = {
+  run: async (opts: { dryRun?: boolean } = {}): Promise<GcReport> => {
+    gcRuns.push(opts)
+    return { dryRun: opts.dryRun === true, retentionMs: 0, removed: { blobs: 2, bytes: 30 }, kept: { blobs: 1, bytes: 5 } }
+  }
+}
 
 beforeAll(async () => {
   api = await startApi({
@@ -14,7 +22,7 @@ beforeAll(async () => {
     token: TOKEN,
     log: silentLogger(),
     routes: [
-      nodeRoutes({ state: 'running', joining: () => joining, info: () => ({}), peers: async () => [] }),
+      nodeRoutes({ state: 'running', joining: () => joining, info: () => ({}), peers: async () => [], gc }),
       (app) => {
         app.post('/v1/things', async c => c.json({ got: await c.req.json().catch(() => 'no body') }, 201))
         app.post('/v1/things/:id/poke', c => c.json({ poked: c.req.param('id') }))
@@ -65,5 +73,17 @@ describe('GET /v1/health', () => {
   it('gives the lifecycle state of a node that is not running, joined or not', () => {
     expect(healthJson('draining', [])).toEqual({ status: 'draining', state: 'draining' })
     expect(healthJson('stopping', [{ address: '/ip4/10.0.0.1/tcp/1', attempts: 0, lastError: null }])).toEqual({ status: 'stopping', state: 'stopping' })
+  })
+})
+
+describe('POST /v1/node/gc', () => {
+  it('collects with an empty body or {"dryRun": true}, and refuses any other body with a 400 naming the field', async () => {
+    expect(await post('/v1/node/gc')).toEqual({ status: 200, json: { dryRun: false, retentionMs: 0, removed: { blobs: 2, bytes: 30 }, kept: { blobs: 1, bytes: 5 } } })
+    expect((await post('/v1/node/gc', '{"dryRun": true}')).json.dryRun).toBe(true)
+    expect(gcRuns).toEqual([{ dryRun: undefined }, { dryRun: true }])
+    const bad = await post('/v1/node/gc', '{"dryrun": true}')
+    expect(bad.status).toBe(400)
+    expect(bad.json).toEqual({ error: 'invalid_request', message: expect.stringContaining('dryrun') })
+    expect(gcRuns).toHaveLength(2)
   })
 })

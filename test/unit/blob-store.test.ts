@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -133,6 +133,40 @@ describe('BlobStore', () => {
     await expect(stat(importable)).rejects.toMatchObject({ code: 'ENOENT' })
     await expect(store.importablePath(ref.hash)).rejects.toMatchObject({ name: 'BlobNotFoundError' })
   })
+
+  it('counts its blobs and bytes: a put of bytes it holds adds nothing but marks them used; reopened, it counts them again', async () => {
+    expect(store.usage()).toEqual({ blobs: 0, bytes: 0 })
+    const a = await store.putBytes(randomBytes(1000), 'a')
+    const b = await store.putBytes(randomBytes(500), 'b')
+    await utimes(store.path(a.hash), new Date(1000), new Date(1000))
+    const commits: Array<{ hash: string, added: boolean }> = []
+    const file = join(dir.path, 'again.bin')
+    await writeFile(file, await store.readRange(a.hash, 0, 1000))
+    await store.putFile(file, 'again', { onCommit: (c) => { commits.push(c) } })
+    expect(commits).toEqual([{ hash: a.hash, added: false }])
+    expect(store.usage()).toEqual({ blobs: 2, bytes: 1500 })
+    const listed = []
+    for await (const blob of store.list()) listed.push(blob)
+    expect(listed.map(l => [l.hash, l.size]).sort()).toEqual([[a.hash, 1000], [b.hash, 500]].sort())
+    expect(listed.find(l => l.hash === a.hash)!.lastUsedAt).toBeGreaterThan(Date.now() - 60_000)
+    expect((await BlobStore.open(store.dir)).usage()).toEqual({ blobs: 2, bytes: 1500 })
+    expect(await store.remove(b.hash)).toBe(500)
+    expect(await store.remove(b.hash)).toBeUndefined()
+    expect(store.usage()).toEqual({ blobs: 1, bytes: 1000 })
+  })
+
+  it('removes a blob only if `unless`, asked at the time, does not keep it', async () => {
+    const ref = await store.putBytes(randomBytes(10), 'x')
+    await utimes(store.path(ref.hash), new Date(5000), new Date(5000))
+    const seen: unknown[] = []
+    expect(await store.remove(ref.hash, { unless: (blob) => { seen.push(blob); return true } })).toBeUndefined()
+    expect(seen).toEqual([{ hash: ref.hash, size: 10, lastUsedAt: 5000 }])
+    await store.touch(ref.hash)
+    expect(await store.remove(ref.hash, { unless: (blob) => blob.lastUsedAt > 5000 })).toBeUndefined()
+    expect(await store.has(ref.hash)).toBe(true)
+    expect(await store.remove(ref.hash, { unless: () => false })).toBe(10)
+    await store.touch(ref.hash)
+  })
 })
 
 describe('BlobAccess', () => {
@@ -152,6 +186,21 @@ describe('BlobAccess', () => {
     expect(access.allows('w1', 'h2')).toBe(true)
     access.revoke('c2')
     expect(access.allows('w1', 'h2')).toBe(false)
+  })
+
+  it('lists what is granted; a grant made for a time ends by itself', () => {
+    let now = 1000
+    const access = new BlobAccess(() => false, () => now)
+    access.grant('c1', 'w1', ['h1'])
+    access.grant('result:h2', 'coordinator', ['h2'], 60_000)
+    access.grant('result:h1', 'coordinator', ['h1'], 60_000)
+    expect(access.granted()).toEqual(new Set(['h1', 'h2']))
+    now += 60_000
+    expect(access.allows('coordinator', 'h2')).toBe(false)
+    expect(access.allows('w1', 'h1')).toBe(true)
+    expect(access.granted()).toEqual(new Set(['h1']))
+    access.revoke('c1')
+    expect(access.granted()).toEqual(new Set())
   })
 })
 
