@@ -2,33 +2,47 @@ import { createHash, type Hash } from 'node:crypto'
 import type { AuditEvent, AuditLog } from './audit.ts'
 import { formatRanges } from './ranges.ts'
 
-interface PendingResults {
+interface Gathered {
+  /** epoch ms of the first and the last event gathered */
+  at: number
+  last: number
   shards: number[]
+}
+
+interface GatheredLeases extends Gathered {
+  epochs: number[]
+}
+
+interface GatheredResults extends Gathered {
   rows: number
   digest: Hash
 }
 
 /**
- * A campaign's audit log as the coordinator writes it: results are gathered
- * per worker and written as one record per flush (the coordinator's tick),
- * carrying the shards as ranges, the row count and a digest of the rows, so
- * the log grows by a few bytes a shard instead of a record each. Any other
- * event first writes what is gathered, so the order of the log stays the
- * order things happened.
+ * A campaign's audit log as the coordinator writes it. Leases and results,
+ * one or more per shard, are gathered per worker and written as one record
+ * each per flush (the coordinator's tick), carrying the shards (and epochs)
+ * as ranges, the times of the first and last (`at`, `last`), and for results the row count and
+ * a digest of the rows: the log grows by a few bytes a shard, not a record.
+ * Any other event first writes what is gathered, so the log's order stays
+ * the order things happened in, to within a tick.
  */
 export class AuditTrail {
   readonly #log: AuditLog
-  readonly #results = new Map<string, PendingResults>()
+  readonly #now: () => number
+  readonly #leases = new Map<string, GatheredLeases>()
+  readonly #results = new Map<string, GatheredResults>()
 
-  constructor (log: AuditLog) {
+  constructor (log: AuditLog, now: () => number = Date.now) {
     this.#log = log
+    this.#now = now
   }
 
   get file (): string {
     return this.#log.file
   }
 
-  /** hash of the last record written (results still gathered are not in it: `flush` first where that matters) */
+  /** hash of the last record written (what is still gathered is not in it: `flush` first where that matters) */
   get head (): string {
     return this.#log.head
   }
@@ -39,27 +53,45 @@ export class AuditTrail {
   }
 
   leased (worker: string, leases: ReadonlyArray<{ index: number, epoch: number }>): void {
-    this.append({ type: 'leased', worker, shards: formatRanges(leases.map(l => l.index)), epochs: formatRanges(leases.map(l => l.epoch)) })
+    let g = this.#leases.get(worker)
+    if (g == null) {
+      g = { at: this.#now(), last: 0, shards: [], epochs: [] }
+      this.#leases.set(worker, g)
+    }
+    g.last = this.#now()
+    for (const l of leases) {
+      g.shards.push(l.index)
+      g.epochs.push(l.epoch)
+    }
   }
 
   result (worker: string, index: number, rows: readonly unknown[]): void {
-    let pending = this.#results.get(worker)
-    if (pending == null) {
-      pending = { shards: [], rows: 0, digest: createHash('sha256') }
-      this.#results.set(worker, pending)
+    let g = this.#results.get(worker)
+    if (g == null) {
+      g = { at: this.#now(), last: 0, shards: [], rows: 0, digest: createHash('sha256') }
+      this.#results.set(worker, g)
     }
-    pending.shards.push(index)
-    pending.rows += rows.length
-    pending.digest.update(`${index}:${JSON.stringify(rows)}\n`)
+    g.last = this.#now()
+    g.shards.push(index)
+    g.rows += rows.length
+    g.digest.update(`${index}:${JSON.stringify(rows)}\n`)
   }
 
-  /** Writes the gathered results. */
+  /** Writes what is gathered: leases before results. */
   flush (): void {
-    if (this.#results.size === 0) return
-    const batches = [...this.#results]
-    this.#results.clear()
-    for (const [worker, p] of batches) {
-      this.#log.append({ type: 'results', worker, shards: formatRanges(p.shards), count: p.shards.length, rows: p.rows, digest: p.digest.digest('hex') })
+    if (this.#leases.size > 0) {
+      const leases = [...this.#leases]
+      this.#leases.clear()
+      for (const [worker, g] of leases) {
+        this.#log.append({ type: 'leased', at: g.at, last: g.last, worker, shards: formatRanges(g.shards), epochs: formatRanges(g.epochs) })
+      }
+    }
+    if (this.#results.size > 0) {
+      const results = [...this.#results]
+      this.#results.clear()
+      for (const [worker, g] of results) {
+        this.#log.append({ type: 'results', at: g.at, last: g.last, worker, shards: formatRanges(g.shards), count: g.shards.length, rows: g.rows, digest: g.digest.digest('hex') })
+      }
     }
   }
 

@@ -43,7 +43,7 @@ export async function finalize (session: CampaignSession, io: FinalizeIO): Promi
   await writeSummary(session.runDir, run, status, report.totals, report.correctness)
   session.audit.append({ type: 'finished', state: run.state, done: run.doneCount, failed: run.deadCount })
   await session.audit.flushed()
-  const seq = await session.saveRecord()
+  const seq = await session.saveRecord({ workers: report.totals.workers })
   await settle(session, seq, io.log)
   session.reported = true
   io.log.info({ campaign: session.id, state: run.state, done: run.doneCount, failed: run.deadCount, runDir: session.runDir }, `campaign ${run.spec.name} ${run.state}`)

@@ -42,7 +42,7 @@ export async function openNew (msg: SubmitCampaign, io: OpenIO, now: number): Pr
   const plan = planOf(msg.spec, msg.offsets)
   const run = new CampaignRun({ id: msg.id, spec: msg.spec, plan, createdAt: now })
   const runDir = join(io.runsDir, msg.id)
-  const audit = new AuditTrail(await AuditLog.open(join(runDir, 'audit.jsonl'), auditFailed(io, msg.id)))
+  const audit = new AuditTrail(await AuditLog.open(join(runDir, 'audit.jsonl'), auditFailed(io, msg.id)), () => io.ctx.now())
   const record: CampaignRecord = {
     id: msg.id,
     spec: msg.spec,
@@ -90,7 +90,7 @@ export async function openFromRecord (record: CampaignRecord, io: OpenIO, now: n
   const leases: StoredLease[] = []
   for await (const lease of store.leases(record.id)) leases.push(lease)
   run.restore({ state: record.state, failures, dead, epoch: record.epochReserved ?? 0, startedAt: record.startedAt }, now)
-  const audit = new AuditTrail(await AuditLog.open(join(record.runDir, 'audit.jsonl'), auditFailed(io, record.id)))
+  const audit = new AuditTrail(await AuditLog.open(join(record.runDir, 'audit.jsonl'), auditFailed(io, record.id)), () => io.ctx.now())
   const term = takeover?.term ?? record.term ?? 0
   const session = new CampaignSession({ run, record: { ...record, term, movedTo: undefined }, audit, io })
   for (const l of leases) session.rememberHolder(l.index, l.worker)

@@ -124,8 +124,13 @@ export class Sessions {
     this.#io.changed(session)
   }
 
-  /** Writes a campaign's end, once. */
+  /**
+   * Writes a campaign's end, once, then lets the session go: its record
+   * answers for it from then on, and its files are no longer offered to the
+   * workers (a result arriving after the end is answered stale).
+   */
   async end (session: CampaignSession): Promise<void> {
+    if (session.closed) return
     let ending = this.#ending.get(session.id)
     if (ending == null) {
       ending = finalize(session, {
@@ -138,6 +143,10 @@ export class Sessions {
       }).catch((err: unknown) => {
         this.#log.error({ campaign: session.id, err: describeError(err) }, 'cannot write the end of the campaign (summary, record); it is reported ended anyway')
         session.reported = true
+      }).then(async () => {
+        if (this.#live.get(session.id) === session) this.#live.delete(session.id)
+        await session.close()
+        this.#ending.delete(session.id)
       })
       this.#ending.set(session.id, ending)
     }

@@ -56,7 +56,7 @@ export function recordedStatus (rec: CampaignRecord, coordinator: string): Campa
     waiting: rec.state === 'STOPPED'
       ? stoppedWaiting(rec.id)
       : isFinal(rec.state) ? null : 'not running here: its coordinator\'s node restarted while it ran; finished shards are kept',
-    workers: [],
+    workers: rec.workers ?? [],
     deadLetters: rec.deadLetters.slice(0, SHOWN_DEAD_LETTERS),
     runDir: rec.runDir,
     term: rec.term,

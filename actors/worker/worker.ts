@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { backoffDelay } from '../../protocols/common/backoff.ts'
-import { delay } from '../../protocols/common/signals.ts'
+import { deadline, delay } from '../../protocols/common/signals.ts'
 import {
   COORDINATOR_ACTOR, ResultAckSchema, WORKER_QUEUE_FACTOR, WorkerRequestSchema,
   type CoordinatorRequest, type LeaseReply, type WorkerRequest
@@ -245,7 +245,10 @@ class Worker implements Behavior<WorkerMessage> {
     const started = performance.now()
     const shard = task.lease.shard
     const log = this.#log.child({ campaign: task.campaignId, shard: shard.index, attempt: task.lease.attempt })
-    const signal = AbortSignal.any([task.abort.signal, AbortSignal.timeout(task.lease.timeoutMs)])
+    // a timer cleared when the shard ends: AbortSignal.timeout would live for the whole shard timeout (an hour
+    // by default), one per shard, and a fast campaign would pile up millions of them
+    const limit = deadline(task.lease.timeoutMs, task.abort.signal)
+    const signal = limit.signal
     let outcome: Extract<CoordinatorRequest, { type: 'result' }>['outcome'] | undefined
     // shards that take a while are reported RUNNING; quick ones need no extra message
     const startedTimer = setTimeout(() => { this.#progress(task, 0) }, STARTED_AFTER_MS)
@@ -283,6 +286,7 @@ class Worker implements Behavior<WorkerMessage> {
       }
     }
     clearTimeout(startedTimer)
+    limit.clear()
     const durationMs = performance.now() - started
     // the slot is free once the work is: delivering the result must not hold it,
     // or the coordinator's next lease would find this worker still full

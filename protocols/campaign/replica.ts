@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { BlobRefSchema, CampaignSpecSchema } from './spec.ts'
-import { CampaignStateSchema, CampaignStatusSchema, DeadLetterSchema } from './status.ts'
+import { CampaignStateSchema, CampaignStatusSchema, DeadLetterSchema, WorkerStatsSchema } from './status.ts'
 
 /**
  * Checkpoint replication: a campaign's coordinator streams every change of
@@ -37,7 +37,9 @@ export const CampaignRecordSchema = z.object({
   replicas: z.array(PeerId).optional(),
   movedTo: z.object({ peer: PeerId, term: Term }).optional(),
   /** the names of the workers that held its leases, so reports name them after a restart or a takeover */
-  workerNames: z.record(PeerId, z.string().max(256)).optional()
+  workerNames: z.record(PeerId, z.string().max(256)).optional(),
+  /** an ended campaign's shards per worker, over every result stored (whichever coordinator stored it) */
+  workers: z.array(WorkerStatsSchema).max(10_000).optional()
 })
 export type CampaignRecord = z.infer<typeof CampaignRecordSchema>
 

@@ -209,7 +209,7 @@ describe('partition: real network namespaces, a veth pair cut and healed', () =>
     // fenced: cut off from its replicas, the old coordinator leases nothing once the lease they confirmed
     // before the cut has run out (soft: the checks of the new coordinator's results below still run)
     const lateLeases = (await auditOf(cutOff.runDir))
-      .filter(r => r.type === 'leased' && Date.parse(String(r.t)) > cutAt + LEASE_MS + 2000)
+      .filter(r => r.type === 'leased' && (r.last as number) > cutAt + LEASE_MS + 2000)
       .map(r => `${String(r.t)} to ${String(r.worker).slice(-8)}: shards ${String(r.shards)}`)
     expect.soft(lateLeases, 'leases the old coordinator made after its leader lease ran out').toEqual([])
 
