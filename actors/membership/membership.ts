@@ -82,7 +82,6 @@ class Membership implements Behavior<MembershipMessage> {
   readonly #ctx: ActorContext
   readonly #timings: LivenessTimings
   readonly #table: PeerTable
-  readonly #timers: Array<ReturnType<typeof setInterval>> = []
   readonly #busy = new Set<string>()
   readonly #redials = new Map<string, { attempt: number, at: number }>()
   #state: SelfState = 'alive'
@@ -95,13 +94,8 @@ class Membership implements Behavior<MembershipMessage> {
     this.#ctx = ctx
     this.#timings = { ...DEFAULT_TIMINGS, ...init.timings }
     this.#table = new PeerTable(this.#timings)
-    const self = (msg: LocalMessage): void => { void ctx.tell(ctx.self, msg).catch(() => {}) }
-    this.#timers.push(setInterval(() => self({ type: 'beat' }), this.#timings.heartbeatMs))
-    this.#timers.push(setInterval(() => self({ type: 'tick' }), Math.min(250, this.#timings.heartbeatMs / 4)))
-  }
-
-  stopped (): void {
-    for (const t of this.#timers) clearInterval(t)
+    ctx.timers.every(this.#timings.heartbeatMs, { type: 'beat' } satisfies LocalMessage)
+    ctx.timers.every(Math.min(250, this.#timings.heartbeatMs / 4), { type: 'tick' } satisfies LocalMessage)
   }
 
   receive (msg: MembershipMessage, meta: MessageMeta): unknown {
@@ -109,10 +103,10 @@ class Membership implements Behavior<MembershipMessage> {
     switch (msg.type) {
       case 'hello': return this.#onHello(meta.from, msg.advert)
       case 'advert': return this.#advert()
-      case 'announce': this.#observe(meta.from, msg.heartbeat, Date.now()); return { ok: true }
+      case 'announce': this.#observe(meta.from, msg.heartbeat, this.#ctx.now()); return { ok: true }
     }
     if (!local) return undefined
-    const now = Date.now()
+    const now = this.#ctx.now()
     switch (msg.type) {
       case 'heartbeat': this.#observe(msg.peer, msg.hb, now); return
       case 'connected': this.#onConnected(msg.peer, msg.outbound, now); return
@@ -182,7 +176,7 @@ class Membership implements Behavior<MembershipMessage> {
   }
 
   #onHello (from: string, advert: Advert): HelloReply {
-    this.#observe(from, advert, Date.now())
+    this.#observe(from, advert, this.#ctx.now())
     const peers = this.#table.list()
       .filter(p => p.peerId !== from && p.state !== 'dead' && p.multiaddrs.length > 0)
       .map(p => ({ peerId: p.peerId, multiaddrs: p.multiaddrs }))
@@ -241,7 +235,7 @@ class Membership implements Behavior<MembershipMessage> {
     if (peer === this.#init.self) return
     this.#background(`dial:${peer}`, async () => {
       try {
-        await this.#init.port.connect(peer, multiaddrs, AbortSignal.timeout(this.#timings.redialTimeoutMs))
+        await this.#init.port.connect(peer, multiaddrs, AbortSignal.any([this.#ctx.signal, AbortSignal.timeout(this.#timings.redialTimeoutMs)]))
         return { type: 'dialled', peer }
       } catch (err) {
         return { type: 'unreachable', peer, why: describeError(err) }

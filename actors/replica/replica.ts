@@ -86,9 +86,8 @@ class Replica implements Behavior<ReplicaMessage> {
   /** per campaign, beside its copy: role, grant, promise, election timing */
   readonly #standings = new Map<string, Standing>()
   readonly #fetching = new Set<string>()
-  readonly #timer: ReturnType<typeof setInterval>
   readonly #loaded: Promise<void>
-  readonly #startedAt = Date.now()
+  readonly #startedAt: number
   #ticking = false
 
   constructor (ports: ReplicaPorts, ctx: ActorContext) {
@@ -97,12 +96,9 @@ class Replica implements Behavior<ReplicaMessage> {
     this.#log = ctx.log
     this.#store = ports.copies
     this.#metaDb = ports.storage.sublevel<ReplicaMeta>('replica-meta')
+    this.#startedAt = ctx.now()
     this.#loaded = this.#load()
-    this.#timer = setInterval(() => { void ctx.tell(ctx.self, { type: 'tick' }).catch(() => {}) }, TICK_MS)
-  }
-
-  stopped (): void {
-    clearInterval(this.#timer)
+    ctx.timers.every(TICK_MS, { type: 'tick' })
   }
 
   async #load (): Promise<void> {
@@ -125,7 +121,7 @@ class Replica implements Behavior<ReplicaMessage> {
 
   async receive (msg: ReplicaMessage, meta: MessageMeta): Promise<unknown> {
     await this.#loaded
-    const now = Date.now()
+    const now = this.#ctx.now()
     switch (msg.type) {
       case 'append': return await this.#onAppend(msg, meta.from, now)
       case 'snapshot': return await this.#onSnapshot(msg, meta.from, now)
@@ -215,7 +211,7 @@ class Replica implements Behavior<ReplicaMessage> {
   }
 
   async #fetchBytes (from: string, ref: BlobRef): Promise<Uint8Array> {
-    return await this.#ports.blobs.read(await this.#ports.blobs.fetch(from, ref, AbortSignal.timeout(60_000)))
+    return await this.#ports.blobs.read(await this.#ports.blobs.fetch(from, ref, AbortSignal.any([this.#ctx.signal, AbortSignal.timeout(60_000)])))
   }
 
   /** The workload's files, fetched in the background: a replica without them cannot take over. */
@@ -224,7 +220,7 @@ class Replica implements Behavior<ReplicaMessage> {
     this.#fetching.add(meta.campaignId)
     const from = meta.coordinator
     const work = async (): Promise<void> => {
-      for (const f of meta.files) await this.#ports.blobs.fetch(from, f, AbortSignal.timeout(FETCH_TIMEOUT_MS))
+      for (const f of meta.files) await this.#ports.blobs.fetch(from, f, AbortSignal.any([this.#ctx.signal, AbortSignal.timeout(FETCH_TIMEOUT_MS)]))
     }
     work().then(
       async () => { await this.#ctx.tell(this.#ctx.self, { type: 'files-ready', campaignId: meta.campaignId, ok: true }) },
@@ -295,7 +291,7 @@ class Replica implements Behavior<ReplicaMessage> {
 
   /** Stands for coordinator of a campaign whose coordinator is dead: votes are asked outside the mailbox. */
   async #stand (meta: ReplicaMeta, standing: Standing): Promise<void> {
-    const { term, needed, promise, ask } = candidacy(meta.campaignId, meta, standing, this.#ports.self, Date.now())
+    const { term, needed, promise, ask } = candidacy(meta.campaignId, meta, standing, this.#ports.self, this.#ctx.now())
     standing.eager = false
     meta.votedTerm = term
     meta.votedFor = this.#ports.self
@@ -323,7 +319,7 @@ class Replica implements Behavior<ReplicaMessage> {
     if (!won(meta, this.#ports.self, msg.term, votes, msg.needed)) {
       standing.promise = undefined
       this.#log.info({ campaign: msg.campaignId, term: msg.term, votes, needed: msg.needed }, 'not elected; will try again if the campaign still has no coordinator')
-      standing.nextTry = retryAt(Date.now(), behind, Math.random())
+      standing.nextTry = retryAt(this.#ctx.now(), behind, Math.random())
       this.#become(msg.campaignId, standing, 'lost')
       return
     }

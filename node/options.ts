@@ -1,0 +1,57 @@
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from 'pino'
+import type { LivenessTimings } from '../actors/membership/liveness.ts'
+import type { ApiRoutes } from './api/server.ts'
+import type { ProbeSetting } from './capabilities.ts'
+import type { Psk } from './psk.ts'
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4170'
+export const DEFAULT_API = { host: '127.0.0.1', port: 7170 }
+
+export interface NodeOptions {
+  dataDir: string
+  /** shown in peer tables and logs; defaults to the host name */
+  name?: string
+  listen?: string[]
+  announce?: string[]
+  /** peers to join through (zp-node join) */
+  bootstrap?: Multiaddr[]
+  pskFile?: string
+  /** the pre-shared key already loaded (the CLI reads it before touching the data dir); wins over pskFile */
+  psk?: Psk
+  /** peer IDs whose coordinators this node works for */
+  trust?: string[]
+  /** trust the peer joined through (default true) */
+  trustBootstrap?: boolean
+  /** trust every peer of the mesh (with a pre-shared key: every holder of the key) */
+  trustMesh?: boolean
+  /** control API address, or false for none */
+  api?: { host: string, port: number } | false
+  /** extra API routes (campaign endpoints mount here) */
+  apiRoutes?: ApiRoutes[]
+  /** capability probing; `false` skips it, a report skips it and uses that report */
+  probe?: ProbeSetting
+  /** re-probe this often (default 10 min) */
+  probeIntervalMs?: number
+  slots?: number
+  /** YAML/JSON file of the command templates exec workloads may run on this node */
+  execConfig?: string
+  /** pick up the campaigns this node coordinated when it stopped (default true) */
+  resume?: boolean
+  /** replicas of a campaign whose file does not say (default 2) */
+  replicas?: number
+  /** folders besides a campaign's own that the files it names may be in (zp-node --data-root) */
+  dataRoots?: string[]
+  /** how long a blob is kept once nothing references it, e.g. after its campaign ended (default 24 h; 0: at once) */
+  blobRetentionMs?: number
+  /** tests only: peers this node refuses connections with while they are in the set (a simulated partition) */
+  blocked?: ReadonlySet<string>
+  timings?: Partial<LivenessTimings>
+  /** how long draining waits for running work before stopping anyway */
+  drainTimeoutMs?: number
+  logger?: Logger
+  /** write logs to <data-dir>/logs/node.log (default true) */
+  logFile?: boolean
+  /** write <data-dir>/node.json (default true) */
+  writeNodeInfo?: boolean
+}
