@@ -2,7 +2,7 @@ import { backoffDelay } from '../../protocols/common/backoff.ts'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { DeadLetter, WorkerStats } from '../../protocols/campaign/status.ts'
 import type { ShardPlan } from './plan.ts'
-import { RangeSet } from './ranges.ts'
+import { formatRanges, RangeSet } from './ranges.ts'
 import { isFinal, nextCampaign, nextShard, type CampaignEvent, type CampaignState, type ShardEvent, type ShardState } from './states.ts'
 import { Throughput } from './throughput.ts'
 
@@ -89,6 +89,11 @@ export class CampaignRun {
 
   isDone (index: number): boolean {
     return this.#done.has(index)
+  }
+
+  /** The shards done, as ranges (`0-63,65`). */
+  doneRanges (): string {
+    return formatRanges(this.#done)
   }
 
   lease (index: number): LeaseInfo | undefined {

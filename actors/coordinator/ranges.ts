@@ -76,8 +76,13 @@ export class RangeSet {
 }
 
 /** Indexes as compact text for logs and the audit: `0-63,65,70-80`. */
-export function formatRanges (indexes: Iterable<number>): string {
-  const set = new RangeSet()
-  for (const i of indexes) set.add(i)
+export function formatRanges (indexes: Iterable<number> | RangeSet): string {
+  let set: RangeSet
+  if (indexes instanceof RangeSet) {
+    set = indexes
+  } else {
+    set = new RangeSet()
+    for (const i of indexes) set.add(i)
+  }
   return [...set.entries()].map(([s, e]) => e - s === 1 ? String(s) : `${s}-${e - 1}`).join(',')
 }

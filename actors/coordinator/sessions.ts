@@ -201,7 +201,9 @@ export class Sessions {
     const peers = await this.#io.refreshPeers()
     startReplication(session, this.#io, session.term, takeover?.replicas ?? record.replicas ?? [])
     const run = session.run
-    const counts = { done: run.doneCount, failed: run.deadCount, pending: run.total - run.doneCount - run.deadCount, leasesInForce: leases.length }
+    // the checkpoint's done shards, named: with results audited once a tick, a crash can take the last tick's
+    // records with it, and this accounts for every shard whose result the checkpoint holds
+    const counts = { done: run.doneCount, doneShards: run.doneRanges(), failed: run.deadCount, pending: run.total - run.doneCount - run.deadCount, leasesInForce: leases.length }
     if (takeover != null) {
       session.audit.append({ type: 'takeover', term: session.term, previous: takeover.previous, replicas: session.replicas, ...counts })
       this.#log.warn({ campaign: session.id, term: session.term, previous: takeover.previous, done: run.doneCount, total: run.total }, `took over campaign ${run.spec.name} from its dead coordinator: ${run.doneCount} of ${run.total} shards already done`)

@@ -144,6 +144,8 @@ describe('zp against bad input and changes of plan', () => {
     })
     const submitted = await runCli('zp', ['submit', file, '--data-dir', nodes[0]!.dataDir])
     expect(submitted.code).toBe(0)
+    // said at once, not left to a --wait that never ends
+    expect(submitted.stderr).toMatch(/warning: no peer can run c-\w+ now: no peer meets the requirements \(gpu\.nvidia\.cuda\)/)
     const id = submitted.stdout.trim()
     const status = await waitFor(async () => {
       const s = JSON.parse((await runCli('zp', ['status', id, '--json', '--data-dir', nodes[0]!.dataDir])).stdout) as CampaignStatus
@@ -157,6 +159,11 @@ describe('zp against bad input and changes of plan', () => {
     expect(cancelled.stdout).toMatch(/CANCELLED: 0 of 2 shards done and kept/)
     const runs = await runCli('zp', ['runs', '--json', '--data-dir', nodes[0]!.dataDir])
     expect((JSON.parse(runs.stdout) as CampaignStatus[]).find(s => s.id === id)?.state).toBe('CANCELLED')
+    // an exec template no node offers: the warning says where templates come from
+    const exec = await runCli('zp', ['submit', await campaignFile('no-template', { workload: { kind: 'exec', command: 'no-such-template' }, shards: { iterations: { total: 2, perShard: 1, seed: 1 } } }), '--data-dir', nodes[0]!.dataDir])
+    expect(exec.code).toBe(0)
+    expect(exec.stderr).toMatch(/no peer can run .*exec\.no-such-template.*--exec-config FILE defines the template no-such-template/)
+    await runCli('zp', ['cancel', exec.stdout.trim(), '--data-dir', nodes[0]!.dataDir])
   })
 
   it('a worker stopped with SIGTERM mid-campaign hands its shards back; nothing counts as failed', async () => {
