@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseRanges } from '../actors/coordinator/ranges.ts'
 
 /**
  * Polls `condition` until it returns a truthy value or the deadline passes.
@@ -31,13 +32,7 @@ export async function tempDir (prefix = 'zp-test-'): Promise<{ path: string, rem
 }
 
 /** Shard indexes from an audit record's ranges (`0-63,65`). */
-export function shardsOf (ranges: unknown): number[] {
-  if (typeof ranges !== 'string' || ranges === '') return []
-  return ranges.split(',').flatMap(part => {
-    const [a, b] = part.split('-').map(Number)
-    return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i)
-  })
-}
+export const shardsOf = parseRanges
 
 /** Every shard a campaign's audit records as done (its `results` records), in log order. */
 export function auditedResults (records: ReadonlyArray<Record<string, unknown>>): number[] {

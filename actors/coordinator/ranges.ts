@@ -86,3 +86,13 @@ export function formatRanges (indexes: Iterable<number> | RangeSet): string {
   }
   return [...set.entries()].map(([s, e]) => e - s === 1 ? String(s) : `${s}-${e - 1}`).join(',')
 }
+
+/** The indexes of `formatRanges` text (`0-63,65`), in order; anything else is none. */
+export function parseRanges (text: unknown): number[] {
+  if (typeof text !== 'string' || text === '') return []
+  return text.split(',').flatMap(part => {
+    const [a, b] = part.split('-').map(Number)
+    if (!Number.isInteger(a) || (b != null && !Number.isInteger(b))) return []
+    return Array.from({ length: (b ?? a!) - a! + 1 }, (_, i) => a! + i)
+  })
+}

@@ -216,6 +216,11 @@ export class ReplicaGroup {
     return this.#members.filter(m => m.acked < seq).map(m => m.peer)
   }
 
+  /** Replicas the membership holds dead (a campaign's end does not wait for them). */
+  dead (): string[] {
+    return this.#members.filter(m => this.#ports.isDead(m.peer)).map(m => m.peer)
+  }
+
   /**
    * Drops replicas from the group (ones that could not catch up with an ended
    * campaign's last state): the record that lists the replicas stops naming

@@ -204,7 +204,7 @@ export class CampaignSession {
     return {
       ...status,
       // the end is reported once what it writes is written
-      state: this.run.finished && !this.reported ? 'RUNNING' : status.state,
+      ...(this.run.finished && !this.reported ? { state: 'RUNNING' as const, endedAt: null } : {}),
       coordinatorName: this.#io.selfName,
       term: this.term,
       replicas: this.replicas,

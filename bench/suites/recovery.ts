@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseRanges } from '../../actors/coordinator/ranges.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { ApiClient, resolveApiTarget } from '../../node/api/client.ts'
 import type { PeerJson } from '../../node/api/routes.ts'
@@ -433,7 +434,7 @@ async function measureCoordinatorLoss (ctx: SuiteContext, liveness: Liveness, ru
     deadReasons: dead.map(v => v.reason.replace(/\d+\.\d+\.\d+\.\d+:\d+/g, '<address>').replace(/\d+(\.\d+)? s\b/, 'N s')),
     stoodMs: Date.parse(String(stood.time)) - t0,
     takeoverMs: Date.parse(takeover.t) - t0,
-    firstLeaseMs: Date.parse(lease.t) - t0,
+    firstLeaseMs: (lease.at ?? Date.parse(lease.t)) - t0,
     elections: stands.reduce((n, s) => n + s.length, 0),
     rank: before.replicas!.indexOf(winner.peerId),
     term: Number(takeover.term),
@@ -454,8 +455,11 @@ interface AuditRecord {
   t: string
   type: string
   worker?: string
-  /** leased: [index, epoch, attempt]; requeued: indexes */
-  shards?: unknown[]
+  /** leased and results: shard ranges (`0-3,7`); requeued: indexes */
+  shards?: string | number[]
+  /** leased and results: epoch ms of the first event the record gathers */
+  at?: number
+  /** failed, dead-lettered */
   shard?: number
   reason?: string
   /** takeover */
@@ -474,9 +478,10 @@ async function readAudit (file: string): Promise<AuditRecord[]> {
 function leasesOf (records: AuditRecord[], worker: string): Map<number, number> {
   const held = new Map<number, number>()
   for (const r of records) {
-    if (r.type === 'leased' && r.worker === worker) for (const s of r.shards as number[][]) held.set(s[0]!, r.seq)
+    if (r.type === 'leased' && r.worker === worker) for (const i of parseRanges(r.shards)) held.set(i, r.seq)
     if (r.type === 'requeued') for (const i of r.shards as number[]) held.delete(i)
-    if (r.type === 'result' || r.type === 'failed' || r.type === 'dead-lettered') held.delete(r.shard!)
+    if (r.type === 'results') for (const i of parseRanges(r.shards)) held.delete(i)
+    if (r.type === 'failed' || r.type === 'dead-lettered') held.delete(r.shard!)
   }
   return held
 }
@@ -493,10 +498,11 @@ function recovery (records: AuditRecord[], held: Map<number, number>, victim: st
   for (const [index, leaseSeq] of held) {
     const requeue = records.find(r => r.seq > leaseSeq && r.type === 'requeued' && (r.shards as number[]).includes(index))
     if (requeue == null) return undefined
-    const lease = records.findLast(r => r.seq > requeue.seq && r.type === 'leased' && r.worker !== victim && (r.shards as number[][]).some(s => s[0] === index))
+    const lease = records.findLast(r => r.seq > requeue.seq && r.type === 'leased' && r.worker !== victim && parseRanges(r.shards).includes(index))
     if (lease == null) return undefined
     requeuedAt = Math.max(requeuedAt, Date.parse(requeue.t))
-    reLeasedAt = Math.max(reLeasedAt, Date.parse(lease.t))
+    // leases are gathered a tick at a time; a requeue writes what was gathered first, so the batch after it starts with the re-lease
+    reLeasedAt = Math.max(reLeasedAt, lease.at ?? Date.parse(lease.t))
     reasons.add(requeue.reason ?? '')
   }
   return { requeuedAt, reLeasedAt, reasons: [...reasons] }

@@ -51,6 +51,7 @@ export class BlobStore implements BlobSource, BlobSink {
   readonly #usage = { blobs: 0, bytes: 0 }
   /** the last operation on each hash that has one in progress */
   readonly #locks = new Map<string, Promise<unknown>>()
+  readonly #removed = new Set<(hash: string) => void>()
   #seq = 0
 
   private constructor (dir: string, maxBlobBytes: number) {
@@ -73,6 +74,11 @@ export class BlobStore implements BlobSource, BlobSink {
       store.#usage.bytes += blob.size
     }
     return store
+  }
+
+  /** Hears of every blob removed (a cache of paths drops it). */
+  onRemove (listener: (hash: string) => void): void {
+    this.#removed.add(listener)
   }
 
   /** How many blobs the store holds, and their bytes. */
@@ -224,6 +230,7 @@ export class BlobStore implements BlobSource, BlobSink {
       } catch (err) {
         throw new BlobStoreError(`cannot remove blob ${hash} from ${this.dir}: ${fsReason(err)}`)
       }
+      for (const listener of this.#removed) listener(hash)
       if (info == null) return undefined
       this.#usage.blobs--
       this.#usage.bytes -= info.size

@@ -72,6 +72,17 @@ export async function scanDataSet (path: string, format: 'csv' | 'jsonl', perSha
   const csv = format === 'csv' ? new CsvCursor() : undefined
   const jsonl = csv == null ? new JsonlLines() : undefined
   const records: RecordCursor = csv ?? jsonl!
+  /** A record (not the header) starts at byte `start`. */
+  const record = (start: number): void => {
+    if (rows % perShard === 0) {
+      // a new shard begins at this record: close the previous one's hash
+      feed(hash, start)
+      if (hash != null) sliceHashes.push(hash.digest('hex'))
+      hash = createHash('sha256')
+      offsets.push(start)
+    }
+    rows++
+  }
   /** Takes every record the text fed so far completes. */
   const take = (): void => {
     for (;;) {
@@ -82,15 +93,8 @@ export async function scanDataSet (path: string, format: 'csv' | 'jsonl', perSha
         columns = Array.from({ length: csv.fieldCount }, (_, i) => utf8(csv.field(i)).trim())
         continue
       }
-      if (rows % perShard === 0) {
-        // a new shard begins at this record: close the previous one's hash
-        feed(hash, records.start)
-        if (hash != null) sliceHashes.push(hash.digest('hex'))
-        hash = createHash('sha256')
-        offsets.push(records.start)
-      }
       if (keepText) firstRow = utf8(jsonl!.text)
-      rows++
+      record(records.start)
     }
   }
 
@@ -102,7 +106,9 @@ export async function scanDataSet (path: string, format: 'csv' | 'jsonl', perSha
       const copying = copyTo?.write([chunk])
       try {
         chunks.push({ start: pos, buf: chunk })
-        records.feed(chunk.toString('latin1'), false)
+        // after the header, a chunk with no quote is lines: found by a byte search, not decoded
+        const plain = csv != null && columns != null ? csv.skipPlainLines(chunk, record) : 0
+        records.feed(chunk.toString('latin1', plain), false)
         take()
         pos += chunk.length
         // hash what is settled, and forget chunks no open record or shard still needs

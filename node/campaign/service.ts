@@ -25,6 +25,9 @@ import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts
 import type { CampaignApi, SubmitBody } from './routes.ts'
 
 
+/** how often a blob the worker keeps using gets its last-used time moved */
+const TOUCH_EVERY_MS = 60_000
+
 export interface CampaignServiceInit {
   self: string
   name: string
@@ -126,6 +129,9 @@ export class CampaignService implements CampaignApi {
       auditFor: async (peer, id) => await this.#lookup.auditFor(peer, id),
       takeover: async (msg) => { await init.host.tell(this.#coordinator, { type: 'takeover', ...msg } satisfies CoordinatorMessage) }
     }))
+    // blobs are named by their hash, so a path found once stays good until the store removes the blob: no file
+    // system call per shard (the last-used time is moved once a minute, which is all the retention needs)
+    const ready = new ReadyPaths(blobs.store)
     // the blobs the worker used since it was last idle: held from the collector, as a running shard may read any of them
     const inUse = new Map<string, () => void>()
     const use = (hash: string): void => { if (!inUse.has(hash)) inUse.set(hash, gc.hold([hash])) }
@@ -142,17 +148,21 @@ export class CampaignService implements CampaignApi {
       blobs: {
         fetch: async (from, ref, signal) => {
           use(ref.hash)
+          const known = ready.path(ref.hash)
+          if (known != null) return known
           await blobs.fetch(from, { hash: ref.hash, size: ref.size, name: ref.name }, { signal })
           await blobs.store.touch(ref.hash)
           // modules are import()ed: they need a name ending in .mjs
-          return ref.name.endsWith('.mjs') || ref.name.endsWith('.js') ? await blobs.store.importablePath(ref.hash) : blobs.store.path(ref.hash)
+          return ready.add(ref.hash, ref.name.endsWith('.mjs') || ref.name.endsWith('.js') ? await blobs.store.importablePath(ref.hash) : blobs.store.path(ref.hash))
         },
         fetchSlice: async (from, ref, range, signal) => {
           use(ref.hash)
           // the whole data set is here (this node coordinates, or fetched it before): read the range in place
+          const whole = ready.path(ref.hash)
+          if (whole != null) return { path: whole, start: range.start, end: range.end }
           if (await blobs.store.has(ref.hash)) {
             await blobs.store.touch(ref.hash)
-            return { path: blobs.store.path(ref.hash), start: range.start, end: range.end }
+            return { path: ready.add(ref.hash, blobs.store.path(ref.hash)), start: range.start, end: range.end }
           }
           use(range.hash)
           const path = await blobs.fetch(from, { hash: ref.hash, range, name: `${ref.name}[${range.start},${range.end})` }, { signal })
@@ -241,6 +251,32 @@ export class CampaignService implements CampaignApi {
 
   async stop (): Promise<void> {
     await Promise.all([this.#runners.module.close(), this.#runners.exec.close(), this.#runners.onnx.close()])
+  }
+}
+
+/** Paths of blobs found in the store, dropped when it removes them; using one moves its last-used time once a minute. */
+class ReadyPaths {
+  readonly #store: BlobService['store']
+  readonly #paths = new Map<string, { path: string, touchedAt: number }>()
+
+  constructor (store: BlobService['store']) {
+    this.#store = store
+    store.onRemove(hash => { this.#paths.delete(hash) })
+  }
+
+  path (hash: string): string | undefined {
+    const known = this.#paths.get(hash)
+    if (known == null) return undefined
+    if (Date.now() - known.touchedAt > TOUCH_EVERY_MS) {
+      known.touchedAt = Date.now()
+      void this.#store.touch(hash).catch(() => {})
+    }
+    return known.path
+  }
+
+  add (hash: string, path: string): string {
+    this.#paths.set(hash, { path, touchedAt: Date.now() })
+    return path
   }
 }
 

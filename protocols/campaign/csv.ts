@@ -53,6 +53,52 @@ export class CsvCursor {
     this.nextQuote = this.text.indexOf('"')
   }
 
+  /**
+   * The byte-level fast path of `feed` + `skip` for latin1 input: when
+   * neither the pending text nor `bytes` holds a quote, every record is a line
+   * that is not blank, so the records are found with a byte search (memchr)
+   * instead of decoding the chunk. Calls `onRecord` with each record's start
+   * (in bytes fed so far) and returns how many bytes of `bytes` it consumed
+   * (up to its last line break); feed the rest as text. Returns 0, having done
+   * nothing, when the fast path does not apply: feed the whole chunk then.
+   */
+  skipPlainLines (bytes: Uint8Array, onRecord: (start: number) => void): number {
+    if (this.nextQuote >= this.pos || bytes.indexOf(QUOTE) >= 0) return 0
+    let at = 0
+    if (this.pos < this.text.length) {
+      // the pending start of a line, ended by this chunk's first line break
+      const lineEnd = bytes.indexOf(NEWLINE)
+      if (lineEnd < 0) return 0
+      if (!(blankLine(this.text, this.pos, this.text.length) && blankBytes(bytes, 0, lineEnd))) {
+        this.line = this.nextLine
+        this.start = this.base + this.pos
+        onRecord(this.start)
+      }
+      this.nextLine++
+      at = lineEnd + 1
+    }
+    const chunkBase = this.base + this.text.length
+    for (;;) {
+      const lineEnd = bytes.indexOf(NEWLINE, at)
+      if (lineEnd < 0) break
+      const end = lineEnd > at && bytes[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd
+      if (end > at && !(isBlank(bytes[at]!) && blankBytes(bytes, at, end))) {
+        this.line = this.nextLine
+        this.start = chunkBase + at
+        onRecord(this.start)
+      }
+      this.nextLine++
+      at = lineEnd + 1
+    }
+    this.base = chunkBase + at
+    this.text = ''
+    this.pos = 0
+    this.nextQuote = -1
+    this.quoted = undefined
+    this.fieldCount = 0
+    return at
+  }
+
   /** Moves to the next record; false when the text fed so far has no complete record left (see needsMore). */
   next (): boolean {
     return this.advance(true)
@@ -160,6 +206,14 @@ function isBlank (c: number): boolean {
 }
 
 /** Only spaces, tabs and CR in text[start, end)? */
+const QUOTE = 0x22
+const NEWLINE = 0x0a
+
+function blankBytes (bytes: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (!isBlank(bytes[i]!)) return false
+  return true
+}
+
 function blankLine (text: string, start: number, end: number): boolean {
   for (let i = start; i < end; i++) if (!isBlank(text.charCodeAt(i))) return false
   return true

@@ -97,6 +97,8 @@ describe('coordinator failover (in-process mesh)', () => {
     // fencing: every lease the old coordinator granted precedes the takeover
     const newAudit = await records(join(done.runDir, 'audit.jsonl'))
     const takeover = newAudit.find(r => r.type === 'takeover')!
+    // the takeover names the new replica set
+    expect(takeover.replicas).toEqual(expect.arrayContaining([(winner === b ? c : b).peerId]))
     const lastOldLease = (await records(oldAudit)).filter(r => r.type === 'leased').at(-1)!
     expect(lastOldLease.last as number).toBeLessThan(Date.parse(String(takeover.t)))
     // no shard counted twice by the new coordinator, and the rows equal a clean run

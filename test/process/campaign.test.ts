@@ -155,8 +155,17 @@ describe('zp against bad input and changes of plan', () => {
     expect(status.waiting).toMatch(/no peer meets the requirements \(gpu\.nvidia\.cuda\)/)
     const human = await runCli('zp', ['status', id, '--data-dir', nodes[0]!.dataDir])
     expect(human.stdout).toMatch(/QUEUED \(waiting: no peer meets the requirements/)
+    // peers by name, with a short ID beside
+    expect(human.stdout).toMatch(/coordinator +a \(12D3Ko…\w{6}\)/)
     const cancelled = await runCli('zp', ['cancel', id, '--data-dir', nodes[0]!.dataDir])
     expect(cancelled.stdout).toMatch(/CANCELLED: 0 of 2 shards done and kept/)
+    // the rows of a campaign that did not succeed are partial: an error, unless asked for as such
+    const partial = await runCli('zp', ['results', id, '--data-dir', nodes[0]!.dataDir])
+    expect(partial.code).toBe(1)
+    expect(partial.stderr).toMatch(/did not succeed \(CANCELLED\): 0 of 2 shards have results.*--partial/)
+    const anyway = await runCli('zp', ['results', id, '--partial', '--data-dir', nodes[0]!.dataDir])
+    expect(anyway).toMatchObject({ code: 0, stdout: '' })
+    expect(anyway.stderr).toMatch(/partial results: campaign c-\w+ is CANCELLED, 0\/2 shards have results/)
     const runs = await runCli('zp', ['runs', '--json', '--data-dir', nodes[0]!.dataDir])
     expect((JSON.parse(runs.stdout) as CampaignStatus[]).find(s => s.id === id)?.state).toBe('CANCELLED')
     // an exec template no node offers: the warning says where templates come from

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { CampaignRun, failureOutcome } from '../../actors/coordinator/campaign.ts'
 import { ShardPlan } from '../../actors/coordinator/plan.ts'
-import { formatRanges, RangeSet } from '../../actors/coordinator/ranges.ts'
+import { formatRanges, parseRanges, RangeSet } from '../../actors/coordinator/ranges.ts'
 import { nextCampaign, nextShard, type ShardEvent, type ShardState } from '../../actors/coordinator/states.ts'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 
@@ -162,8 +162,11 @@ describe('range set', () => {
     expect(s.ranges).toBe(1)
   })
 
-  it('formats indexes compactly for the audit', () => {
+  it('formats indexes compactly for the audit, and reads them back', () => {
     expect(formatRanges([3, 0, 1, 2, 7, 9, 10])).toBe('0-3,7,9-10')
     expect(formatRanges([])).toBe('')
+    expect(parseRanges('0-3,7,9-10')).toEqual([0, 1, 2, 3, 7, 9, 10])
+    expect(parseRanges('')).toEqual([])
+    expect(parseRanges('x-1,2')).toEqual([2])
   })
 })
