@@ -126,6 +126,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       runsDir: ports.runsDir,
       defaultReplicas: ports.defaultReplicas ?? 2,
       leasing: this.#leasing,
+      tellWorker: (worker, msg) => { this.#tellWorker(worker, msg) },
       changed: () => { this.#schedule(ctx.now()) },
       superseded: (id, by) => { tellSelf({ type: 'superseded', id, ...by }) },
       leading: () => { tellSelf({ type: 'tick' }) }
@@ -181,11 +182,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       session.group?.tick(now)
       session.audit.flush()
       const expired = session.run.expire(now)
-      for (const l of expired) {
-        session.rememberHolder(l.index, l.worker)
-        this.#log.warn({ campaign: session.id, shard: l.index, worker: l.workerName }, 'lease expired (worker silent); shard re-queued')
-      }
-      session.requeued(expired.map(l => l.index), 'lease expired')
+      for (const l of expired) this.#log.warn({ campaign: session.id, shard: l.index, worker: l.workerName }, 'lease expired (worker silent); shard re-queued')
+      session.leasesEnded(expired, 'lease expired')
     }
     this.#schedule(now)
     if (now - this.#lastMetrics < METRICS_EVERY_MS) return
@@ -214,9 +212,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     for (const session of this.#sessions.values()) {
       const lost = session.run.workerLost(peer)
       if (lost.length === 0) continue
-      for (const l of lost) session.rememberHolder(l.index, l.worker)
       this.#log.warn({ campaign: session.id, worker: peer, shards: lost.length }, `worker died; ${lost.length} shard(s) re-queued (not counted as attempts)`)
-      session.requeued(lost.map(l => l.index), `worker ${peer} died`)
+      session.leasesEnded(lost, `worker ${peer} died`)
     }
     this.#schedule(now)
   }

@@ -53,7 +53,8 @@ export async function finalize (session: CampaignSession, io: FinalizeIO): Promi
 async function settle (session: CampaignSession, seq: number, log: Logger): Promise<void> {
   const group = session.group
   if (group == null) return
-  const dead = group.lagging(seq).filter(p => group.dead().includes(p))
+  const deadPeers = group.dead()
+  const dead = group.lagging(seq).filter(p => deadPeers.includes(p))
   if (dead.length > 0) {
     // a dead replica cannot take the end: it is dropped at once rather than waited for
     log.warn({ campaign: session.id, dead }, 'dead replicas are dropped from the ended campaign\'s replica list')

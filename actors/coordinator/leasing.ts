@@ -91,8 +91,7 @@ export function onLeaseOutcome (session: CampaignSession, msg: LeaseOutcome, io:
     return refusing ? REFUSING_BACKOFF_MS : BUSY_BACKOFF_MS
   }
   if (msg.reply == null) return undefined
-  // it took a lease: it trusts this node now (restarted with --trust, say)
-  session.refusedBy.delete(msg.worker)
+  // it took a lease, so it trusts this node now (restarted with --trust, say): the coordinator clears its refusals
   const byEpoch = new Map(msg.sent.map(s => [s.epoch, s.index]))
   const back: number[] = []
   for (const r of msg.reply.refused) {

@@ -128,8 +128,7 @@ async function duplicate (session: CampaignSession, msg: ResultMsg, from: string
   return { ok: false, stale: true }
 }
 
-async function fetchOrUnavailable (io: ResultIO, worker: string, ref: BlobRef | undefined): Promise<ShardOutput> {
-  if (ref == null) return { rows: [] }
+async function fetchOrUnavailable (io: ResultIO, worker: string, ref: BlobRef): Promise<ShardOutput> {
   try {
     return await io.fetchOutput(worker, ref)
   } catch (err) {
@@ -154,9 +153,8 @@ export async function onCheckpoint (session: CampaignSession, msg: Extract<Coord
 export function onRelease (session: CampaignSession, msg: Extract<CoordinatorRequest, { type: 'release' }>, from: string, io: ResultIO): { ok: boolean } {
   const lease = session.run.lease(msg.index)
   if (lease == null || lease.worker !== from || lease.epoch !== msg.epoch) return { ok: false }
-  session.rememberHolder(msg.index, lease.worker)
   session.run.requeue(msg.index, msg.epoch)
-  session.requeued([msg.index], `handed back: ${msg.reason}`)
+  session.leasesEnded([lease], `handed back: ${msg.reason}`)
   io.log.info({ campaign: session.id, shard: msg.index, worker: lease.workerName, reason: msg.reason }, 'shard handed back; re-queued (not an attempt)')
   io.changed(session)
   return { ok: true }

@@ -167,6 +167,16 @@ export class CampaignSession {
     this.holders.set(index, set.add(worker))
   }
 
+  /**
+   * Leases that ended without an attempt counted (worker lost, silent, or
+   * handing back): their holders may still deliver, and the shards are
+   * audited as requeued.
+   */
+  leasesEnded (leases: ReadonlyArray<{ index: number, worker: string }>, reason: string): void {
+    for (const l of leases) this.rememberHolder(l.index, l.worker)
+    this.requeued(leases.map(l => l.index), reason)
+  }
+
   /** Shards whose leases ended without an attempt counted: audited, and their stored leases removed. */
   requeued (shards: number[], reason: string): void {
     if (shards.length === 0) return

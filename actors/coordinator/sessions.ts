@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { WORKER_ACTOR, type WorkerRequest } from '../../protocols/campaign/messages.ts'
+import type { WorkerRequest } from '../../protocols/campaign/messages.ts'
 import { describeError, InvalidMessageError, NoSuchActorError, UnavailableError } from '../runtime/errors.ts'
 import type { PeerView } from '../membership/membership.ts'
 import { Later } from '../runtime/types.ts'
@@ -15,6 +15,8 @@ import type { CampaignRecord } from './store.ts'
 export interface SessionsIO extends OpenIO {
   version: string
   leasing: LeasingIO
+  /** tells a worker (cancel), logging a failure */
+  tellWorker: (worker: string, msg: WorkerRequest) => void
   /** the coordinator's current view of the peers (refreshed before a session opens) */
   refreshPeers: () => Promise<PeerView[]>
   blobPath: (hash: string) => string
@@ -112,7 +114,7 @@ export class Sessions {
     session.deleteLeases(leases.map(l => l.index))
     const byWorker = new Map<string, number[]>()
     for (const l of leases) byWorker.set(l.worker, [...byWorker.get(l.worker) ?? [], l.index])
-    for (const [worker, shards] of byWorker) this.#tellWorker(worker, { type: 'cancel', campaignId: id, shards })
+    for (const [worker, shards] of byWorker) this.#io.tellWorker(worker, { type: 'cancel', campaignId: id, shards })
     this.#log.info({ campaign: id, aborted: leases.length, done: session.run.doneCount }, 'campaign cancelled; finished shards kept')
     const cancelled = session
     return new Later(this.end(cancelled).then(() => cancelled.status(this.#io.ctx.now())))
@@ -230,12 +232,5 @@ export class Sessions {
     await this.#io.store.apply(id, [{ op: 'record', record: session.recordNow({ movedTo }) }]).catch(() => {})
     await session.close()
     this.#log.warn({ campaign: id, coordinator: by.coordinator, term: by.term }, 'another coordinator has taken this campaign over; it no longer runs here')
-  }
-
-  #tellWorker (worker: string, msg: WorkerRequest): void {
-    const { ctx } = this.#io
-    void ctx.tell({ peer: worker, name: WORKER_ACTOR }, msg, { timeoutMs: 10_000 }).catch((err: unknown) => {
-      this.#log.warn({ worker, err: describeError(err) }, `could not tell worker to ${msg.type}`)
-    })
   }
 }

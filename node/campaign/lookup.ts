@@ -121,11 +121,7 @@ export class CampaignLookup {
     const live = remote.find(r => r.status.coordinator === r.from && r.status.stale !== true) ?? remote.find(r => r.status.stale !== true)
     if (live != null) return live.status
     if (local != null) return this.#unconfirmed(local, remote.length)
-    const deposed = await this.#init.store.campaign(id)
-    if (deposed?.movedTo != null) {
-      const seen = remote.map(r => r.status).sort((a, b) => (b.term ?? 0) - (a.term ?? 0))[0]
-      if (seen != null) return this.#unconfirmed(seen, remote.length)
-    }
+    // what the other copies hold: the newest coordinator's, the furthest along
     const best = remote.map(r => r.status).sort((a, b) => (b.term ?? 0) - (a.term ?? 0) || b.shards.done - a.shards.done)[0]
     return best != null ? this.#unconfirmed(best, remote.length) : null
   }
