@@ -1,6 +1,9 @@
 import { z } from 'zod'
+import { DurationSchema } from './duration.ts'
 import { CapabilityKeySchema } from '../../protocols/membership/capabilities.ts'
 import { GridValueSchema, PRIORITIES } from '../../protocols/campaign/spec.ts'
+import { BurstFileSchema } from '../../bootstrap/bridge/file-schema.ts'
+import { LabelsSchema } from '../../protocols/bridge/schema.ts'
 
 /**
  * The campaign file as people write it (YAML or JSON). Unknown keys are
@@ -8,20 +11,7 @@ import { GridValueSchema, PRIORITIES } from '../../protocols/campaign/spec.ts'
  * are relative to the campaign file.
  */
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
-
-/** Milliseconds in `"90s"`, `"10m"`, `"1.5h"`, `"7d"`; undefined for anything else. */
-export function parseDuration (text: string): number | undefined {
-  const m = DURATION.exec(text.trim())
-  return m != null ? Math.round(Number(m[1]) * UNIT_MS[m[2]!]!) : undefined
-}
-
-/** `"90s"`, `"10m"`, `"1.5h"` or a number of milliseconds. */
-export const DurationSchema = z.union([
-  z.number().int().positive(),
-  z.string().regex(DURATION).transform(text => parseDuration(text)!)
-], { message: 'expected a duration such as "30s", "10m", "2h" or a number of milliseconds' })
+export { DurationSchema, parseDuration } from './duration.ts'
 
 const Path = z.string().min(1, { message: 'expected a file path' })
 
@@ -81,7 +71,9 @@ export const CampaignFileSchema = z.object({
     capabilities: z.array(CapabilityKeySchema).default([]),
     /** CPU flags as /proc/cpuinfo spells them, e.g. avx2, avx512f, amx_tile */
     cpuFlags: z.array(z.string().regex(/^[a-z0-9_]+$/, { message: 'CPU flags are lower case, e.g. avx512f' })).default([]),
-    minMemoryGB: z.number().nonnegative().default(0)
+    minMemoryGB: z.number().nonnegative().default(0),
+    /** labels a worker must carry (zp-node --label KEY=VALUE), e.g. { bridge: slurm } */
+    labels: LabelsSchema.optional()
   }).strict().default({ capabilities: [], cpuFlags: [], minMemoryGB: 0 }),
   priority: z.enum(PRIORITIES).default('NORMAL'),
   retry: z.object({
@@ -93,7 +85,9 @@ export const CampaignFileSchema = z.object({
   shardTimeout: DurationSchema.default(3_600_000),
   /** how many other peers keep a replica of the coordinator's checkpoints (0 turns replication off) */
   replicas: z.number().int({ message: 'replicas is a whole number of peers' }).min(0).max(7, { message: 'at most 7 replicas' }).default(2),
-  params: z.record(z.string(), z.unknown()).default({})
+  params: z.record(z.string(), z.unknown()).default({}),
+  /** capacity to bring up while the campaign runs: { slurm: { nodes: 4, gres: gpu:1 } } or { dask: { scheduler: tcp://… } } */
+  burst: BurstFileSchema.optional()
 }).strict()
 
 export type CampaignFile = z.infer<typeof CampaignFileSchema>

@@ -175,7 +175,7 @@ export async function loadCampaignObject (raw: unknown, baseDir: string, source:
     baseDir,
     assets,
     sharding,
-    requires: { capabilities: [...capabilities], minMemoryBytes: spec.requires.minMemoryGB * 2 ** 30 },
+    requires: { capabilities: [...capabilities], minMemoryBytes: spec.requires.minMemoryGB * 2 ** 30, ...(spec.requires.labels != null ? { labels: spec.requires.labels } : {}) },
     data,
     reference,
     source
@@ -229,6 +229,7 @@ export async function resolveCampaign (loaded: LoadedCampaign, putFile: (path: s
     shardTimeoutMs: loaded.spec.shardTimeout,
     replicas: loaded.spec.replicas,
     params: loaded.spec.params,
+    ...(loaded.spec.burst != null ? { burst: loaded.spec.burst } : {}),
     source: loaded.source
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { BurstSchema, DetachedSchema, LabelsSchema } from '../bridge/schema.ts'
 import { CapabilityKeySchema } from '../membership/capabilities.ts'
 
 /**
@@ -34,7 +35,9 @@ export const RequirementsSchema = z.object({
   /** capability keys that must be `ok` on a worker, e.g. gpu.nvidia.cuda */
   capabilities: z.array(CapabilityKeySchema).max(64),
   /** minimum host memory */
-  minMemoryBytes: z.number().nonnegative()
+  minMemoryBytes: z.number().nonnegative(),
+  /** labels a worker must carry with these values (zp-node --label), e.g. { bridge: 'slurm' } */
+  labels: LabelsSchema.optional()
 })
 export type Requirements = z.infer<typeof RequirementsSchema>
 
@@ -119,6 +122,10 @@ export const CampaignSpecSchema = z.object({
   /** peers holding a replica of the coordinator's checkpoints (absent: the default, 2) */
   replicas: z.number().int().min(0).max(7).optional(),
   params: z.record(z.string(), z.unknown()),
+  /** capacity brought up (zp bridge … up) when the campaign starts and released when it ends */
+  burst: BurstSchema.optional(),
+  /** run the shards as Slurm array tasks that never join the mesh (zp submit --on slurm) */
+  detached: DetachedSchema.optional(),
   /** where the spec came from, for config.json */
   source: z.object({
     file: z.string().max(4096).optional(),
