@@ -6,6 +6,9 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     maxWorkers: 2,
+    // stops the engine clusters (Slurm) the run's files started; stopping takes seconds
+    globalSetup: ['test/clusters/global-setup.ts'],
+    teardownTimeout: 60_000,
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 20_000 } },
       { test: { name: 'mesh', include: ['test/mesh/**/*.test.ts'], testTimeout: 90_000, hookTimeout: 60_000 } },
