@@ -1,6 +1,7 @@
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 import type { LivenessTimings } from '../actors/membership/liveness.ts'
+import type { Labels } from '../protocols/bridge/schema.ts'
 import type { ApiRoutes } from './api/server.ts'
 import type { ProbeSetting } from './capabilities.ts'
 import type { Psk } from './psk.ts'
@@ -33,6 +34,12 @@ export interface NodeOptions {
   probe?: ProbeSetting
   /** re-probe this often (default 10 min) */
   probeIntervalMs?: number
+  /**
+   * KEY=VALUE labels campaigns can require (zp-node --label), advertised with
+   * the capability report: with `probe: false` there is no report, so no
+   * labels either (and such a node is matched to no campaign at all)
+   */
+  labels?: Labels
   slots?: number
   /** YAML/JSON file of the command templates exec workloads may run on this node */
   execConfig?: string
@@ -49,6 +56,8 @@ export interface NodeOptions {
   timings?: Partial<LivenessTimings>
   /** how long draining waits for running work before stopping anyway */
   drainTimeoutMs?: number
+  /** drain and stop once the node has had no duty this long: no shard, no unfinished campaign coordinated, no replica of one (zp-node --exit-when-idle) */
+  exitWhenIdleMs?: number
   logger?: Logger
   /** write logs to <data-dir>/logs/node.log (default true) */
   logFile?: boolean

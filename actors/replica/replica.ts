@@ -53,6 +53,8 @@ type LocalMessage =
   | { type: 'elected', campaignId: string, term: number, needed: number, tally: Tally }
   | { type: 'files-ready', campaignId: string, ok: boolean, error?: string }
   | { type: 'status', campaignId: string }
+  /** the campaigns this node holds a replica of that have not ended (an idle node must not leave them) */
+  | { type: 'held' }
 
 export type ReplicaMessage = ReplicaRequest | LocalMessage
 
@@ -86,6 +88,8 @@ class Replica implements Behavior<ReplicaMessage> {
   /** per campaign, beside its copy: role, grant, promise, election timing */
   readonly #standings = new Map<string, Standing>()
   readonly #fetching = new Set<string>()
+  /** campaigns whose copy was seen ended, at that copy's seq: not read again until a change moves it */
+  readonly #ended = new Map<string, number>()
   readonly #loaded: Promise<void>
   readonly #startedAt: number
   #ticking = false
@@ -138,7 +142,22 @@ class Replica implements Behavior<ReplicaMessage> {
       case 'elected': return await this.#onElected(msg)
       case 'files-ready': return await this.#onFilesReady(msg)
       case 'status': return await this.#statusOf(msg.campaignId)
+      case 'held': return await this.#held()
     }
+  }
+
+  /** Copies this replica keeps for another coordinator (not one it took over) of campaigns that have not ended. */
+  async #held (): Promise<string[]> {
+    const held: string[] = []
+    for (const meta of this.#metas.values()) {
+      const id = meta.campaignId
+      if (this.#ended.get(id) === meta.seq || this.#standings.get(id)?.role === 'leader' || !meta.members.includes(this.#ports.self)) continue
+      const record = await this.#store.campaign(id)
+      if (record == null) continue
+      if (FINAL_STATES.has(record.state)) this.#ended.set(id, meta.seq)
+      else held.push(id)
+    }
+    return held
   }
 
   /** A coordinator's append or snapshot, checked (see `admit`): a refusal, or nothing when it may go on. */

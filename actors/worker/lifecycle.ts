@@ -27,3 +27,14 @@ const TABLE: Record<WorkerState, Partial<Record<WorkerEvent, WorkerState>>> = {
 export function nextLifecycle (state: WorkerState, event: WorkerEvent): WorkerState | undefined {
   return TABLE[state][event]
 }
+
+/** The worker's answer to `status`: what it holds now, and how many leases it has taken in all. */
+export interface WorkerStatus {
+  running: number
+  queued: number
+  /** shards started whose result has not been acknowledged yet (the running ones included) */
+  delivering: number
+  /** leases accepted since the actor started: a change between two looks is work that came and went */
+  taken: number
+  draining: boolean
+}

@@ -9,11 +9,12 @@ import type { BlobRef, Workload } from '../../protocols/campaign/spec.ts'
 import { describeError, NotAuthorizedError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
 import { refuseLease } from './leases.ts'
-import { nextLifecycle, type WorkerEvent, type WorkerState } from './lifecycle.ts'
+import { nextLifecycle, type WorkerEvent, type WorkerState, type WorkerStatus } from './lifecycle.ts'
 import { ShardFailure, type Runner } from './runners/types.ts'
 import { shardFiles, shardTask, type ShardBlobs, type Task } from './task.ts'
 
 export { WORKER_ACTOR } from '../../protocols/campaign/messages.ts'
+export type { WorkerStatus } from './lifecycle.ts'
 
 /** What the worker needs from its node. */
 export interface WorkerPorts {
@@ -79,6 +80,8 @@ class Worker implements Behavior<WorkerMessage> {
   #state: WorkerState = 'running'
   /** results being delivered: a slot is free before its result is acknowledged, a drain is not over */
   #delivering = 0
+  /** leases accepted in all: how an idle watcher tells that work came and went between two looks */
+  #taken = 0
   #idle = Promise.withResolvers<void>()
   readonly #coordination = new Map<string, Coordination>()
   /** resolved when a campaign moves: deliveries waiting to retry go to the new coordinator at once */
@@ -116,7 +119,9 @@ class Worker implements Behavior<WorkerMessage> {
       case 'delivered': this.#delivering--; this.#checkIdle(); return
       // not a promise: the caller awaits `idle` without holding this mailbox
       case 'drain': return this.#onDrain()
-      case 'status': return { running: this.#running.size, queued: this.#queued.length, draining: this.#state === 'draining' }
+      case 'status': return {
+        running: this.#running.size, queued: this.#queued.length, delivering: this.#delivering, taken: this.#taken, draining: this.#state === 'draining'
+      } satisfies WorkerStatus
     }
   }
 
@@ -156,6 +161,7 @@ class Worker implements Behavior<WorkerMessage> {
           key, campaignId: msg.campaignId, campaignName: msg.campaignName, coordinator, workload: msg.workload, params: msg.params, lease, abort: new AbortController()
         })
         reply.accepted.push(lease.epoch)
+        this.#taken++
       }
     }
     this.#pump()

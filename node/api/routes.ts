@@ -38,6 +38,8 @@ export interface PeerJson {
   multiaddrs: string[]
   capabilities: PeerView['capabilities']
   accelerators: string[]
+  /** the labels it advertises (zp-node --label, bridges); {} when none */
+  labels: Record<string, string>
   slots: PeerView['slots']
   /** epoch ms of the last heartbeat or hello heard from the peer */
   lastSeenMs: number
@@ -57,6 +59,7 @@ export function peerJson (p: PeerView): PeerJson {
     multiaddrs: p.multiaddrs,
     capabilities: p.capabilities,
     accelerators: p.capabilities != null ? summarizeAccelerators(p.capabilities) : [],
+    labels: p.capabilities?.labels ?? {},
     slots: p.slots,
     lastSeenMs: p.lastSeenMs,
     stateSince: p.stateSince,

@@ -14,3 +14,11 @@ export const DurationSchema = z.union([
   z.number().int().positive(),
   z.string().regex(DURATION).transform(text => parseDuration(text)!)
 ], { message: 'expected a duration such as "30s", "10m", "2h" or a number of milliseconds' })
+
+/** `parseDuration`'s inverse: `120000` → `"2m"`, in the largest unit that divides it (`"1500ms"` when none does). */
+export function formatDuration (ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    if (ms >= UNIT_MS[unit]! && ms % UNIT_MS[unit]! === 0) return `${ms / UNIT_MS[unit]!}${unit}`
+  }
+  return `${ms}ms`
+}

@@ -23,12 +23,20 @@ export function ago (epochMs: number, now = Date.now()): string {
   return `${(s / 3600).toFixed(1)} h ago`
 }
 
+/** `bridge=slurm, slurm.job=42`, keys sorted; '-' when none */
+export function formatLabels (labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {}).sort(([a], [b]) => a.localeCompare(b))
+  return entries.length > 0 ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : '-'
+}
+
 export function renderPeerTable (peers: PeerJson[], now = Date.now()): string {
+  // the LABELS column only when some peer has labels (bridged nodes): a plain mesh keeps its narrow table
+  const labelled = peers.some(p => Object.keys(p.labels ?? {}).length > 0)
   const table = new Table({
-    head: ['PEER', 'NAME', 'STATE', 'ADDRESS', 'ACCELERATORS', 'FREE SLOTS', 'LAST SEEN'],
+    head: ['PEER', 'NAME', 'STATE', 'ADDRESS', 'ACCELERATORS', ...(labelled ? ['LABELS'] : []), 'FREE SLOTS', 'LAST SEEN'],
     style: { head: [], border: [], compact: true },
     wordWrap: true,
-    colWidths: [null, null, null, null, 44, null, null] as unknown as number[]
+    colWidths: [null, null, null, null, 44, ...(labelled ? [32] : []), null, null] as unknown as number[]
   })
   const order = { alive: 0, draining: 1, suspect: 2, dead: 3 }
   const sorted = [...peers].sort((a, b) => Number(b.self) - Number(a.self) || order[a.state] - order[b.state] || a.name.localeCompare(b.name))
@@ -39,6 +47,7 @@ export function renderPeerTable (peers: PeerJson[], now = Date.now()): string {
       p.state.toUpperCase(),
       displayAddress(p.multiaddrs),
       p.capabilities == null ? '(probing…)' : p.accelerators.join(', ') || '-',
+      ...(labelled ? [formatLabels(p.labels)] : []),
       p.state === 'dead' ? '-' : `${p.slots.free}/${p.slots.total}`,
       p.self ? 'this node' : ago(p.lastSeenMs, now)
     ])

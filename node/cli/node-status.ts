@@ -1,7 +1,9 @@
 import type { Command } from 'commander'
 import { ApiClient, resolveApiTarget } from '../api/client.ts'
 import type { BlobCount, GcReport } from '../blobs/gc.ts'
+import { formatDuration } from '../campaign/duration.ts'
 import { resolveDataDir } from '../datadir.ts'
+import { formatLabels } from './format.ts'
 
 // zp-node commands about the node running on a data dir: they ask it over its control API.
 
@@ -24,11 +26,7 @@ function blobs (c: BlobCount): string {
 
 /** How long a retention is, in the units it was most likely given in. */
 function retention (ms: number): string {
-  if (ms === 0) return '0 (at once)'
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (ms % size === 0) return `${ms / size}${unit}`
-  }
-  return `${ms}ms`
+  return ms === 0 ? '0 (at once)' : formatDuration(ms)
 }
 
 interface NodeJson {
@@ -38,6 +36,7 @@ interface NodeJson {
   api: string | null
   dataDir: string
   slots: { total: number, free: number }
+  labels?: Record<string, string>
   blobStore: BlobCount
 }
 
@@ -62,6 +61,7 @@ export function nodeStatusCommands (program: Command): void {
         ['API', node.api ?? '-'],
         ['data dir', node.dataDir],
         ['slots', `${node.slots.free} of ${node.slots.total} free`],
+        ['labels', formatLabels(node.labels)],
         ['blob store', blobs(node.blobStore)]
       ]
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(12)}${v}`).join('\n') + '\n')

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { LabelsSchema } from '../bridge/schema.ts'
 
 /**
  * What one probe found. Every probe reports exactly one of these three; a probe
@@ -37,6 +38,8 @@ export const CapabilityReportSchema = z.object({
   probedAt: z.number(),
   durationMs: z.number().nonnegative(),
   host: HostInfoSchema,
-  capabilities: z.record(CapabilityKeySchema, CapabilitySchema)
+  capabilities: z.record(CapabilityKeySchema, CapabilitySchema),
+  /** the node's labels (zp-node --label KEY=VALUE, bridges' bridge=slurm …); optional, so reports of older nodes still parse */
+  labels: LabelsSchema.optional()
 })
 export type CapabilityReport = z.infer<typeof CapabilityReportSchema>
