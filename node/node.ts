@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import pkg from '../package.json' with { type: 'json' }
 import type { ActorHost } from '../actors/runtime/host.ts'
@@ -9,10 +10,12 @@ import { systemActor, SYSTEM_ACTOR } from '../actors/system/system.ts'
 import { COORDINATOR_ACTOR } from '../actors/coordinator/coordinator.ts'
 import type { ExecTemplates } from '../actors/worker/runners/types.ts'
 import type { ActorTransport } from '../protocols/actor/transport.ts'
-import { deadline } from '../protocols/common/signals.ts'
+import { deadline, raceSignal } from '../protocols/common/signals.ts'
 import type { CapabilityReport } from '../protocols/membership/capabilities.ts'
 import { HEARTBEAT_TOPIC } from '../protocols/membership/constants.ts'
+import { bridgeRoutes } from './api/bridge-routes.ts'
 import { nodeRoutes, type BootstrapAttempt } from './api/routes.ts'
+import { NodeBridges } from './bridges.ts'
 import { startApi, type ApiServer } from './api/server.ts'
 import { loadOrCreateToken } from './api/token.ts'
 import type { BlobAccess } from './blobs/access.ts'
@@ -24,6 +27,7 @@ import { CampaignService } from './campaign/service.ts'
 import { CapabilityProbe } from './capabilities.ts'
 import { dataPaths, removeNodeInfo, writeNodeInfo } from './datadir.ts'
 import { execCapabilities } from './exec-config.ts'
+import { IdleWatcher, nodeDuties } from './idle.ts'
 import { KnownPeers } from './known-peers.ts'
 import type { MeshLibp2p } from './libp2p.ts'
 import { NodeLifecycle, type NodeState } from './lifecycle.ts'
@@ -41,6 +45,9 @@ export { DEFAULT_API, DEFAULT_LISTEN, type NodeOptions }
 
 /** Work that must finish (or be handed back) before a draining node stops. */
 export type DrainHook = (signal: AbortSignal) => Promise<void>
+
+/** past the drain deadline, how long the hooks get to hand their work back before the node stops anyway */
+const HAND_BACK_MS = 5000
 
 /**
  * One mesh node: identity, libp2p, the actor host with its system actors,
@@ -74,6 +81,7 @@ export class ZpNode {
   #api: ApiServer | undefined
   #stopping: Promise<void> | undefined
   #probe: CapabilityProbe | undefined
+  #idle: IdleWatcher | undefined
   #busySlots = 0
   readonly #lifecycle: NodeLifecycle
   readonly #knownPeers: KnownPeers
@@ -203,6 +211,7 @@ export class ZpNode {
       pskFingerprint: this.psk?.fingerprint ?? null,
       trusted: this.trust.mesh ? 'every peer of the mesh (--trust-mesh)' : this.trust.list(),
       slots: this.slots(),
+      labels: this.#opts.labels ?? {},
       capabilities: this.capabilities,
       blobStore: this.blobs.store.usage()
     }
@@ -236,9 +245,18 @@ export class ZpNode {
       probe: this.#opts.probe,
       intervalMs: this.#opts.probeIntervalMs,
       extra: await execCapabilities(this.#execTemplates),
+      labels: this.#opts.labels,
       advertise: (report, hash) => { tellMembership({ type: 'set-capabilities', report, hash }) },
       signal: this.#lifetime.signal,
       log
+    })
+    const bridges = new NodeBridges({
+      storage: this.storage,
+      log,
+      dataDir: this.dataDir,
+      peers: async () => await this.peers(),
+      announced: () => this.multiaddrs(),
+      ...(this.#opts.pskFile != null ? { pskFile: this.#opts.pskFile } : {})
     })
     const campaigns = new CampaignService({
       self: this.peerId,
@@ -259,7 +277,9 @@ export class ZpNode {
       isTrusted: (peer) => this.trust.isTrusted(peer),
       defaultReplicas: this.#opts.replicas,
       resume: this.#opts.resume,
-      dataRoots: this.#opts.dataRoots
+      dataRoots: this.#opts.dataRoots,
+      bridges,
+      ...(this.#opts.execConfig != null ? { execConfig: resolve(this.#opts.execConfig) } : {})
     })
     this.#campaigns = campaigns
     this.onDrain(async (signal) => { await campaigns.drain(signal) })
@@ -285,7 +305,7 @@ export class ZpNode {
         port: api.port,
         token: await loadOrCreateToken(this.dataDir),
         log,
-        routes: [nodeRoutes(this), campaignRoutes(campaigns), ...(this.#opts.apiRoutes ?? [])]
+        routes: [nodeRoutes(this), campaignRoutes(campaigns), bridgeRoutes(bridges.registry), ...(this.#opts.apiRoutes ?? [])]
       })
     }
 
@@ -297,6 +317,15 @@ export class ZpNode {
 
     this.#probe.start()
     this.gc.start()
+    if (this.#opts.exitWhenIdleMs != null) {
+      this.#idle = new IdleWatcher({
+        limitMs: this.#opts.exitWhenIdleMs,
+        duties: nodeDuties(this.host, this.peerId, async () => await campaigns.list()),
+        leave: () => { void this.drain('idle (--exit-when-idle)') },
+        log
+      })
+      this.#idle.start()
+    }
     tellMembership({ type: 'seed', peers: await this.#knownPeers.load() })
     this.#bootstrap.start(this.#opts.bootstrap ?? [])
   }
@@ -307,13 +336,20 @@ export class ZpNode {
    */
   async drain (reason = 'asked to drain'): Promise<void> {
     if (this.#lifecycle.become('drain', { reason }) == null) return await this.stopped
+    this.#idle?.stop()
     await this.host.ask({ peer: this.peerId, name: MEMBERSHIP_ACTOR }, { type: 'set-state', state: 'draining' } satisfies MembershipMessage, { timeoutMs: 5000 })
       .catch(() => {})
-    const d = deadline(this.#opts.drainTimeoutMs ?? 60_000)
+    const timeoutMs = this.#opts.drainTimeoutMs ?? 60_000
+    const d = deadline(timeoutMs)
+    // at the deadline the hooks hand their work back; one that hangs even so (a result it cannot deliver) does not keep the node up
+    const hard = deadline(timeoutMs + HAND_BACK_MS)
     try {
-      await Promise.allSettled([...this.#drainHooks].map(async hook => { await hook(d.signal) }))
+      await raceSignal(Promise.allSettled([...this.#drainHooks].map(async hook => { await hook(d.signal) })), hard.signal)
+    } catch {
+      this.log.warn({ drainTimeoutMs: timeoutMs }, `work was not handed back within ${HAND_BACK_MS} ms of the drain deadline; stopping anyway`)
     } finally {
       d.clear()
+      hard.clear()
     }
     await this.stop()
   }
@@ -333,6 +369,7 @@ export class ZpNode {
     const from = this.#lifecycle.become(event)
     this.#lifetime.abort(new Error('node stopping'))
     this.#probe?.stop()
+    this.#idle?.stop()
     await this.gc.stop()
     if (from === 'running' || from === 'draining') {
       // goodbye, so peers mark this node DEAD at once instead of after the silence timeout

@@ -285,6 +285,13 @@ export class CampaignRun {
     return lost
   }
 
+  /** The worker still holds the shard, queued where it runs (a detached campaign's Slurm queue): its deadline starts again. */
+  extend (index: number, epoch: number, worker: string, now: number): void {
+    const lease = this.#leases.get(index)
+    if (lease == null || lease.epoch !== epoch || lease.worker !== worker || lease.startedAt != null) return
+    lease.expiresAt = now + this.spec.shardTimeoutMs + LEASE_GRACE_MS
+  }
+
   /** Leases past their deadline (a silent worker) go back to the queue. */
   expire (now: number): LeaseInfo[] {
     const expired = [...this.#leases.values()].filter(l => l.expiresAt < now)

@@ -3,17 +3,17 @@ import { describeError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, Later, MessageMeta } from '../runtime/types.ts'
 import type { PeerView } from '../membership/membership.ts'
 import {
-  CoordinatorRequestSchema, WORKER_ACTOR, WORKER_QUEUE_FACTOR,
+  CoordinatorRequestSchema, DETACHED_WORKER, DETACHED_WORKER_NAME, WORKER_QUEUE_FACTOR,
   type CoordinatorRequest, type ResultAck, type WorkerRequest
 } from '../../protocols/campaign/messages.ts'
 import type { ShardOutput } from '../../protocols/campaign/shard.ts'
-import type { BlobRef } from '../../protocols/campaign/spec.ts'
+import type { BlobRef, CampaignSpec } from '../../protocols/campaign/spec.ts'
 import { assign } from './assign.ts'
 import { appendMetrics, metricsOf } from './reports.ts'
-import { onLeaseOutcome, sendLeases, type LeaseOutcome, type LeasingIO } from './leasing.ts'
+import { onLeaseOutcome, sendLeases, workerRef, type LeaseOutcome, type LeasingIO } from './leasing.ts'
 import type { SubmitCampaign } from './open.ts'
 import { onCheckpoint, onRelease, onResult, type ResultIO } from './results.ts'
-import { MAX_LEASES_PER_MESSAGE } from './session.ts'
+import { MAX_LEASES_PER_MESSAGE, type CampaignSession } from './session.ts'
 import { Sessions } from './sessions.ts'
 import type { CampaignStore } from './store.ts'
 
@@ -43,6 +43,11 @@ export interface CoordinatorPorts {
   defaultReplicas?: number
   /** on the node's start, pick up the campaigns it coordinated when it stopped (default true); else mark them stopped */
   resume?: boolean
+  /** told when a campaign starts running here (submitted, resumed, taken over) and when it has ended: burst capacity follows it */
+  lifecycle?: {
+    started: (id: string, spec: CampaignSpec) => void
+    ended: (id: string, state: string) => void
+  }
 }
 
 type LocalMessage =
@@ -61,10 +66,14 @@ type LocalMessage =
   | { type: 'superseded', id: string, coordinator?: string, term: number }
   /** a worker's result whose rows were fetched (from a blob) outside the mailbox */
   | { type: 'result-fetched', result: Extract<CoordinatorRequest, { type: 'result' }>, from: string }
+  /** what the detached actor (Slurm array tasks) reports for the shards leased to it: results, pending tasks kept alive, tasks lost */
+  | { type: 'detached', report: Extract<CoordinatorRequest, { type: 'result' | 'progress' | 'release' }> }
 
 export type CoordinatorMessage = CoordinatorRequest | LocalMessage
 
 const TICK_MS = 500
+/** shards a detached campaign leases at most per tick (each batch becomes sbatch arrays) */
+const DETACHED_BATCH = 4096
 const METRICS_EVERY_MS = 1000
 const FETCH_OUTPUT_TIMEOUT_MS = 120_000
 /** a fetched result is stored and confirmed by replicas within this (see DURABLE_TIMEOUT_MS), or its worker tries again */
@@ -129,7 +138,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       tellWorker: (worker, msg) => { this.#tellWorker(worker, msg) },
       changed: () => { this.#schedule(ctx.now()) },
       superseded: (id, by) => { tellSelf({ type: 'superseded', id, ...by }) },
-      leading: () => { tellSelf({ type: 'tick' }) }
+      leading: () => { tellSelf({ type: 'tick' }) },
+      lifecycle: ports.lifecycle
     })
     this.#results = {
       log: ctx.log,
@@ -173,6 +183,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       case 'takeover': return await this.#sessions.resume(msg.id, now, msg)
       case 'superseded': return await this.#sessions.superseded(msg.id, msg)
       case 'result-fetched': return await this.#onResult(msg.result, msg.from, now)
+      case 'detached': return await this.#onDetached(msg.report, now)
     }
   }
 
@@ -218,12 +229,14 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     this.#schedule(now)
   }
 
-  /** Leases ready shards to capable peers with room (see assign), and sends them. */
+  /** Leases ready shards to capable peers with room (see assign), and sends them; a detached campaign's all go to Slurm. */
   #schedule (now: number): void {
     const inFlight = new Map<string, number>()
     for (const s of this.#sessions.values()) for (const l of s.run.leases()) inFlight.set(l.worker, (inFlight.get(l.worker) ?? 0) + 1)
     const cap = this.#peers.reduce((n, p) => n + p.slots.total * WORKER_QUEUE_FACTOR, 0)
-    const demands = [...this.#sessions.values()].filter(s => !s.closed).map(s => s.demand(now, cap))
+    const open = [...this.#sessions.values()].filter(s => !s.closed)
+    for (const s of open) if (s.spec.detached != null) this.#scheduleDetached(s, now)
+    const demands = open.filter(s => s.spec.detached == null).map(s => s.demand(now, cap))
     const { grants, waiting } = assign(demands, this.#peers, this.#busyUntil, now, inFlight)
     for (const [id, why] of waiting) this.#sessions.get(id)!.run.waiting = why
     for (const g of grants) {
@@ -235,10 +248,40 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     }
   }
 
+  /** Every ready shard of a detached campaign goes to the detached actor: Slurm queues them (sbatch --array …%M). */
+  #scheduleDetached (session: CampaignSession, now: number): void {
+    const d = session.demand(now, DETACHED_BATCH)
+    if (d.fenced != null) return
+    if ((this.#busyUntil.get(DETACHED_WORKER) ?? 0) > now) return
+    const leases = session.run.grantNext(d.fresh, DETACHED_WORKER, DETACHED_WORKER_NAME, now, d.retries.map(r => r.index))
+    for (let i = 0; i < leases.length; i += MAX_LEASES_PER_MESSAGE) {
+      sendLeases(session, DETACHED_WORKER, DETACHED_WORKER_NAME, leases.slice(i, i + MAX_LEASES_PER_MESSAGE), this.#leasing)
+    }
+  }
+
+  /** A report of the local detached actor, for the pseudo-worker its campaign's shards are leased to. */
+  async #onDetached (report: Extract<CoordinatorRequest, { type: 'result' | 'progress' | 'release' }>, now: number): Promise<unknown> {
+    const session = this.#sessions.get(report.campaignId)
+    if (session == null) return report.type === 'result' ? await this.#onResult(report, DETACHED_WORKER, now) : { ok: false }
+    switch (report.type) {
+      // a task Slurm still holds (pending or running) keeps its lease: the queue's wait is not the shard's timeout
+      case 'progress': session.run.extend(report.index, report.epoch, DETACHED_WORKER, now); return { ok: true }
+      case 'release':
+        // a shard Slurm could not take (sbatch failed) or lost: `zp status` says why it waits
+        session.run.waiting = `Slurm: ${report.reason}`
+        return onRelease(session, report, DETACHED_WORKER, this.#results)
+      case 'result': return await this.#onResult(report, DETACHED_WORKER, now)
+    }
+  }
+
   #onLeaseReply (msg: LeaseOutcome, now: number): void {
     const session = this.#sessions.get(msg.campaignId)
     if (session == null) return
     const backoff = onLeaseOutcome(session, msg, this.#leasing)
+    if (msg.worker === DETACHED_WORKER && msg.reply != null) {
+      const refused = msg.reply.refused[0]
+      session.run.waiting = refused != null ? `Slurm: ${refused.reason}` : msg.reply.accepted.length > 0 ? undefined : session.run.waiting
+    }
     if (backoff != null) this.#busyUntil.set(msg.worker, now + backoff)
     if (msg.reply != null) for (const s of this.#sessions.values()) s.refusedBy.delete(msg.worker)
     this.#schedule(now)
@@ -257,7 +300,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
   }
 
   #tellWorker (worker: string, msg: WorkerRequest): void {
-    void this.#ctx.tell({ peer: worker, name: WORKER_ACTOR }, msg, { timeoutMs: 10_000 }).catch((err: unknown) => {
+    void this.#ctx.tell(workerRef(worker, this.#ports.self), msg, { timeoutMs: 10_000 }).catch((err: unknown) => {
       this.#log.warn({ worker, err: describeError(err) }, `could not tell worker to ${msg.type}`)
     })
   }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { LeaseReplySchema, WORKER_ACTOR, type LeaseReply, type WorkerRequest } from '../../protocols/campaign/messages.ts'
+import { DETACHED_ACTOR, DETACHED_WORKER, LeaseReplySchema, WORKER_ACTOR, type LeaseReply, type WorkerRequest } from '../../protocols/campaign/messages.ts'
 import { describeError } from '../runtime/errors.ts'
 import type { ActorContext } from '../runtime/types.ts'
 import type { LeaseInfo } from './campaign.ts'
@@ -30,6 +30,11 @@ export interface LeasingIO {
   grant: (scope: string, peer: string, hashes: string[]) => void
 }
 
+/** Where a worker's messages go: its node's worker actor, or, for a detached campaign, this node's detached actor. */
+export function workerRef (worker: string, self: string): { peer: string, name: string } {
+  return worker === DETACHED_WORKER ? { peer: self, name: DETACHED_ACTOR } : { peer: worker, name: WORKER_ACTOR }
+}
+
 /**
  * Sends leases to a worker, outside the mailbox: they are stored (and
  * streamed to the replicas) before they leave, so a restarted coordinator
@@ -49,7 +54,7 @@ export function sendLeases (session: CampaignSession, worker: string, workerName
     if (session.group != null && !session.group.leads(io.ctx.now())) return { ...outcome, fenced: true }
     session.audit.leased(worker, leases)
     io.grant(session.id, worker, shardBlobs(session.spec, shards))
-    const reply = await io.ctx.ask({ peer: worker, name: WORKER_ACTOR }, {
+    const reply = await io.ctx.ask(workerRef(worker, io.self), {
       type: 'lease',
       campaignId: session.id,
       campaignName: session.spec.name,

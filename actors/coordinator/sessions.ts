@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
-import type { WorkerRequest } from '../../protocols/campaign/messages.ts'
+import { DETACHED_WORKER, type WorkerRequest } from '../../protocols/campaign/messages.ts'
+import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import { describeError, InvalidMessageError, NoSuchActorError, UnavailableError } from '../runtime/errors.ts'
 import type { PeerView } from '../membership/membership.ts'
 import { Later } from '../runtime/types.ts'
@@ -22,6 +23,11 @@ export interface SessionsIO extends OpenIO {
   blobPath: (hash: string) => string
   /** a session changed: schedule */
   changed: (session: CampaignSession) => void
+  /** told when a campaign starts running here and when it has ended (burst capacity follows it) */
+  lifecycle?: {
+    started: (id: string, spec: CampaignSpec) => void
+    ended: (id: string, state: string) => void
+  }
 }
 
 type Takeover = { term: number, replicas: string[], previous: string }
@@ -79,6 +85,7 @@ export class Sessions {
     }
     this.#live.set(session.id, session)
     this.#log.info({ campaign: session.id, name: msg.spec.name, shards: session.run.total, priority: msg.spec.priority }, `campaign ${msg.spec.name} submitted`)
+    this.#io.lifecycle?.started(session.id, session.spec)
     this.changed(session)
     return session.status(now)
   }
@@ -149,6 +156,7 @@ export class Sessions {
         if (this.#live.get(session.id) === session) this.#live.delete(session.id)
         await session.close()
         this.#ending.delete(session.id)
+        this.#io.lifecycle?.ended(session.id, session.run.state)
       })
       this.#ending.set(session.id, ending)
     }
@@ -199,6 +207,11 @@ export class Sessions {
   async #open (record: CampaignRecord, now: number, takeover?: Takeover): Promise<CampaignSession> {
     const { session, leases } = await openFromRecord(record, this.#io, now, takeover)
     session.run.resume(now)
+    // the detached actor's Slurm jobs are not known to a new session: its shards are leased to it again, and it
+    // finds what finished (or still runs) in the shared dir
+    const detached = leases.filter(l => l.worker === DETACHED_WORKER)
+    for (const l of detached) session.run.requeue(l.index, l.epoch)
+    if (detached.length > 0) session.deleteLeases(detached.map(l => l.index))
     this.#live.set(session.id, session)
     const peers = await this.#io.refreshPeers()
     startReplication(session, this.#io, session.term, takeover?.replicas ?? record.replicas ?? [])
@@ -215,6 +228,7 @@ export class Sessions {
     }
     await session.saveRecord()
     if (takeover != null) announce(session, peers, this.#io.leasing)
+    this.#io.lifecycle?.started(session.id, session.spec)
     this.changed(session)
     return session
   }

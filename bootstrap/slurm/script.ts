@@ -22,7 +22,7 @@ export interface SbatchSubmission {
  * keep it below the cluster's KillWait).
  */
 export type AttachedScriptOptions = SlurmUp & JoinCommand & {
-  /** sbatch --job-name; each node is named <jobName>-<task> */
+  /** sbatch --job-name; each node is named <jobName>-<job>-<task> (unique across allocations) */
   jobName: string
   /** where each task's output goes (<logDir>/<job>_<task>.out) */
   logDir: string
@@ -88,7 +88,7 @@ export function attachedScript (o: AttachedScriptOptions): SbatchSubmission {
     ...o.argv.map(shellQuote),
     'join',
     ...o.bootstrap.map(shellQuote),
-    '--name', `${shellQuote(o.jobName)}-"$SLURM_ARRAY_TASK_ID"`,
+    '--name', `${shellQuote(o.jobName)}-"$SLURM_ARRAY_JOB_ID-$SLURM_ARRAY_TASK_ID"`,
     '--data-dir', '"$data_dir"',
     '--listen', '/ip4/0.0.0.0/tcp/0',
     '--no-api',

@@ -4,6 +4,7 @@ import { stream } from 'hono/streaming'
 import { z } from 'zod'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { summarizeIssues } from '../../protocols/common/validate.ts'
+import { BurstSchema, DetachedSchema } from '../../protocols/bridge/schema.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import type { ExportFormat } from './export.ts'
 import type { ResultsAnswer } from './lookup.ts'
@@ -31,9 +32,16 @@ const AbsolutePathSchema = z.string().min(1).refine(isAbsolute, {
  * A campaign file on this machine (what `zp submit` sends), or the spec as
  * JSON with the folder its relative paths start from (any script).
  */
+/** What a submit may add to the campaign file: burst capacity (zp submit --burst), or detached Slurm (zp submit --on slurm). */
+const SubmitExtras = {
+  burst: BurstSchema.optional(),
+  /** sharedDir absent: the node's default (ZP_SHARED_DIR, else <data-dir>/detached) */
+  detached: DetachedSchema.extend({ sharedDir: AbsolutePathSchema.optional() }).optional()
+}
+
 export const SubmitBodySchema = z.union([
-  z.object({ file: AbsolutePathSchema }).strict(),
-  z.object({ spec: z.record(z.string(), z.unknown()), baseDir: AbsolutePathSchema }).strict()
+  z.object({ file: AbsolutePathSchema, ...SubmitExtras }).strict(),
+  z.object({ spec: z.record(z.string(), z.unknown()), baseDir: AbsolutePathSchema, ...SubmitExtras }).strict()
 ], { message: 'expected {"file": "/path/to/campaign.yaml"} or {"spec": {...}, "baseDir": "/path"}' })
 export type SubmitBody = z.infer<typeof SubmitBodySchema>
 

@@ -12,6 +12,8 @@ import { createRunners, type Runners } from '../../actors/worker/runners/index.t
 import type { ExecTemplates } from '../../actors/worker/runners/types.ts'
 import { workerActor, WORKER_ACTOR, type WorkerMessage } from '../../actors/worker/worker.ts'
 import { replicaActor, REPLICA_ACTOR } from '../../actors/replica/replica.ts'
+import { detachedActor, DETACHED_ACTOR } from '../../bootstrap/slurm/detached.ts'
+import type { NodeBridges } from '../bridges.ts'
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
 import { OFFER_TTL_MS, type BlobAccess } from '../blobs/access.ts'
 import type { BlobGc } from '../blobs/gc.ts'
@@ -21,7 +23,8 @@ import type { Storage } from '../storage.ts'
 import type { ExportFormat } from './export.ts'
 import { campaignReferences } from './blob-refs.ts'
 import { CampaignLookup, type ResultsAnswer } from './lookup.ts'
-import { loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
+import { CampaignFileError, loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
+import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
 
 
@@ -53,6 +56,10 @@ export interface CampaignServiceInit {
   defaultReplicas?: number
   /** folders besides a campaign's own that its files may be in (zp-node --data-root) */
   dataRoots?: readonly string[]
+  /** bridges: burst capacity follows its campaign; detached campaigns run as Slurm arrays */
+  bridges?: NodeBridges
+  /** the node's exec config file (detached exec campaigns hand it to run-shard) */
+  execConfig?: string
 }
 
 /**
@@ -93,6 +100,7 @@ export class CampaignService implements CampaignApi {
       peers: init.peers,
       defaultReplicas: init.defaultReplicas,
       resume: init.resume,
+      ...(init.bridges != null ? { lifecycle: this.#bridgeLifecycle(init.bridges) } : {}),
       blobs: {
         grant: (scope, peer, hashes) => {
           campaignScopes.add(scope)
@@ -111,6 +119,17 @@ export class CampaignService implements CampaignApi {
         }
       }
     }))
+    if (init.bridges != null) {
+      const bridges = init.bridges
+      init.host.spawn(DETACHED_ACTOR, detachedActor({
+        self: init.self,
+        spec: async (id) => (await this.#store.campaign(id))?.spec,
+        blobPath: (hash) => blobs.store.path(hash),
+        slurm: () => bridges.slurm(),
+        nodeArgv: bridges.argv,
+        ...(init.execConfig != null ? { execConfig: init.execConfig } : {})
+      }))
+    }
     init.host.spawn(REPLICA_ACTOR, replicaActor({
       self: init.self,
       storage: init.storage,
@@ -178,6 +197,18 @@ export class CampaignService implements CampaignApi {
     }))
   }
 
+  /** Burst capacity comes up when its campaign starts and goes when it ends; a detached campaign's Slurm arrays and shared dir go with it. */
+  #bridgeLifecycle (bridges: NodeBridges): { started: (id: string, spec: CampaignSpec) => void, ended: (id: string) => void } {
+    const signal = AbortSignal.timeout(24 * 3600_000)
+    return {
+      started: (id, spec) => { void bridges.registry.campaignStarted(id, spec.burst, signal) },
+      ended: (id) => {
+        void bridges.registry.campaignEnded(id, signal)
+        void this.#init.host.tell({ peer: this.#init.self, name: DETACHED_ACTOR }, { type: 'ended', campaignId: id }).catch(() => {})
+      }
+    }
+  }
+
   async submit (body: SubmitBody): Promise<CampaignStatus> {
     // what this submit stores is held until the campaign's record names it; refused, it leaves nothing of its own
     const store = new Intake(this.#init.blobs.store, this.#init.gc)
@@ -185,7 +216,7 @@ export class CampaignService implements CampaignApi {
       const loaded = 'file' in body
         ? await loadCampaignFile(body.file, { store, dataRoots: this.#init.dataRoots })
         : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign', { store, dataRoots: this.#init.dataRoots })
-      const spec = await resolveCampaign(loaded, async (path, name) => await store.putFile(path, name))
+      const spec = await this.#withBridges(await resolveCampaign(loaded, async (path, name) => await store.putFile(path, name)), body)
       const specHash = sha256(new TextEncoder().encode(JSON.stringify(spec)))
       const id = `c-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`
       return await this.#init.host.ask<CampaignStatus>(this.#coordinator, {
@@ -200,6 +231,21 @@ export class CampaignService implements CampaignApi {
     } finally {
       store.release()
     }
+  }
+
+  /** `zp submit --burst slurm:4` adds to the file's burst; `--on slurm` makes it detached (checked here: nothing is stored if Slurm or the shared dir is not usable). */
+  async #withBridges (spec: CampaignSpec, body: SubmitBody): Promise<CampaignSpec> {
+    if (body.burst == null && body.detached == null) return spec
+    const bridges = this.#init.bridges
+    if (bridges == null) throw new CampaignFileError('this node runs without bridges; burst and --on slurm need a node started by zp-node')
+    let out = spec
+    if (body.burst != null) out = { ...out, burst: { ...out.burst, ...body.burst } }
+    if (body.detached != null) {
+      const detached = { ...body.detached, sharedDir: body.detached.sharedDir ?? bridges.defaultSharedDir }
+      await bridges.checkDetached(detached, AbortSignal.timeout(30_000))
+      out = { ...out, detached }
+    }
+    return out
   }
 
   async list (): Promise<CampaignStatus[]> {

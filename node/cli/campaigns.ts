@@ -4,12 +4,13 @@ import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import cliProgress from 'cli-progress'
 import Table from 'cli-table3'
-import type { Command } from 'commander'
+import { Option, type Command } from 'commander'
+import type { Burst, Detached } from '../../protocols/bridge/schema.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
-import { UsageError } from './errors.ts'
+import { UsageError, collect, positiveInt } from './errors.ts'
 import { ago, shortPeerId } from './format.ts'
 
 export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED'])
@@ -147,14 +148,40 @@ export function exitCodeOf (state: string): number {
   return state === 'SUCCEEDED' ? 0 : 1
 }
 
+/** `--burst slurm:4`, `--burst dask:tcp://…`, `--on slurm …` as the submit body's burst and detached. */
+export function submitExtras (flags: Record<string, unknown>): { burst?: Burst, detached?: Omit<Detached, 'sharedDir'> & { sharedDir?: string } } {
+  const burst: Burst = {}
+  for (const b of (flags.burst as string[] | undefined) ?? []) {
+    const [engine, ...rest] = b.split(':')
+    const what = rest.join(':')
+    if (engine === 'slurm' && /^[1-9]\d*$/.test(what)) burst.slurm = { nodes: Number(what) }
+    else if (engine === 'dask' && /^(tcp|tls|ws|wss):\/\/\S+$/.test(what)) burst.dask = { scheduler: what }
+    else throw new UsageError(`--burst takes slurm:N (e.g. slurm:4) or dask:SCHEDULER (e.g. dask:tcp://10.0.0.5:8786), got '${b}'`)
+  }
+  if (flags.on == null && (flags.arrayLimit != null || flags.sharedDir != null)) throw new UsageError('--array-limit and --shared-dir go with --on slurm')
+  const detached = flags.on === 'slurm'
+    ? {
+        engine: 'slurm' as const,
+        ...(flags.arrayLimit != null ? { arrayLimit: flags.arrayLimit as number } : {}),
+        ...(flags.sharedDir != null ? { sharedDir: resolve(flags.sharedDir as string) } : {})
+      }
+    : undefined
+  return { ...(Object.keys(burst).length > 0 ? { burst } : {}), ...(detached != null ? { detached } : {}) }
+}
+
 export function campaignCommands (program: Command, target: (cmd: Command) => Command, client: (flags: Record<string, unknown>) => Promise<ApiClient>): void {
   target(program.command('submit').argument('<file>', 'campaign file (YAML or JSON)').description('submit a campaign to the node; prints its id'))
     .option('--wait', 'follow it to the end with a progress bar; exit non-zero unless it succeeds')
     .option('--json', 'print the status as JSON')
+    .option('--burst <engine:what>', 'bring capacity up while it runs: slurm:N (N array tasks) or dask:tcp://HOST:PORT; released when it ends', collect)
+    .addOption(new Option('--on <engine>', 'run the shards as Slurm array tasks that never join the mesh (compute nodes without network)').choices(['slurm']))
+    .option('--array-limit <m>', 'with --on slurm: array tasks running at once (sbatch --array=…%M)', positiveInt('--array-limit'))
+    .option('--shared-dir <dir>', 'with --on slurm: a folder this node and the compute nodes share (default $ZP_SHARED_DIR or <data-dir>/detached)')
     .action(async (file: string, flags: Record<string, unknown>) => {
       // the node validates (and reads the files once, into its blob store); a bad file comes back as a 400 naming the field
       const api = await client(flags)
-      const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body: { file: resolve(file) }, timeoutMs: 120_000 })
+      const body = { file: resolve(file), ...submitExtras(flags) }
+      const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body, timeoutMs: 120_000 })
       if (flags.wait !== true) {
         process.stdout.write(flags.json === true ? JSON.stringify(submitted, null, 2) + '\n' : `${submitted.id}\n`)
         warnIfNobodyCan(submitted)

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parseBootstrap } from '../../bootstrap/address.ts'
+import type { Labels } from '../../protocols/bridge/schema.ts'
 import { parseApiAddress } from '../api/server.ts'
 import { parseDuration } from '../campaign/file-schema.ts'
 import { dataPaths, removeNodeInfoSync, resolveDataDir } from '../datadir.ts'
@@ -14,6 +15,7 @@ import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
 import { generatePskFile, loadPsk } from '../psk.ts'
 import { runDemo } from './demo.ts'
 import { UsageError, collect, exitWithError, positiveInt } from './errors.ts'
+import { labelFlag } from './label-flags.ts'
 import { checkLivenessFlags } from './liveness-flags.ts'
 import { nodeStatusCommands } from './node-status.ts'
 
@@ -30,6 +32,7 @@ interface NodeFlags {
   probePlugin?: string[]
   onnxProbe: boolean
   slots?: number
+  label?: Labels
   execConfig?: string
   dataRoot?: string[]
   blobRetention?: number
@@ -38,6 +41,7 @@ interface NodeFlags {
   suspectAfterMs?: number
   deadAfterMs?: number
   drainTimeoutMs?: number
+  exitWhenIdle?: number
   logLevel?: string
   logFile?: string
 }
@@ -57,6 +61,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--probe-plugin <file>', 'ES module exporting probe() for custom accelerators, repeatable', collect)
     .option('--no-onnx-probe', 'skip probing ONNX Runtime execution providers')
     .option('--slots <n>', 'work slots offered (default: CPU cores)', positiveInt('--slots'))
+    .option('--label <key=value>', 'a label campaigns can require (requires.labels), e.g. bridge=slurm; repeatable', labelFlag)
     .option('--exec-config <file>', 'YAML of the command templates exec campaigns may run here (advertised as exec.<name>)')
     .option('--data-root <dir>', 'folder whose files campaigns submitted here may name, besides the campaign file\'s own folder; repeatable', collect)
     .option('--blob-retention <duration>', 'keep a blob this long once nothing uses it (its campaign ended): 30m, 2h, 7d, or 0 for at once (default 24h)', durationFlag('--blob-retention'))
@@ -65,6 +70,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--suspect-after-ms <ms>', 'silence before a peer is SUSPECT (default 4000)', positiveInt('--suspect-after-ms'))
     .option('--dead-after-ms <ms>', 'silence before a peer is DEAD (default 8000)', positiveInt('--dead-after-ms'))
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long running work may take before the node stops anyway (default 60000)', positiveInt('--drain-timeout-ms'))
+    .option('--exit-when-idle <duration>', 'drain and exit 0 once the node has had no shard, no unfinished campaign and no replica of one for this long: 30s, 2m, or ms', durationFlag('--exit-when-idle'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--log-file <file>', 'JSON log file (default <data-dir>/logs/node.log)')
 }
@@ -122,18 +128,22 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
     announce: flags.announce,
     bootstrap: bootstrapAddrs,
     psk,
+    // bridges hand the key file's path to the nodes they start
+    ...(flags.psk != null ? { pskFile: resolve(flags.psk) } : {}),
     trust: flags.trust,
     trustBootstrap: flags.trustBootstrap,
     trustMesh: flags.trustMesh,
     api,
     probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
     slots: flags.slots,
+    labels: flags.label,
     execConfig: flags.execConfig,
     dataRoots: dataRoots(flags.dataRoot),
     blobRetentionMs: flags.blobRetention,
     resume: flags.resume,
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
+    exitWhenIdleMs: flags.exitWhenIdle,
     logger: createLogger({ file: flags.logFile ?? dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })
   }
 }
@@ -204,6 +214,17 @@ export function buildProgram (): Command {
     .action(async (flags: { json?: boolean, probePlugin?: string[], onnxProbe: boolean }) => {
       const report = await probeCapabilities({ plugins: flags.probePlugin, onnx: flags.onnxProbe, logger: createLogger({ console: 'none', level: 'silent' }) })
       process.stdout.write(flags.json === true ? JSON.stringify(report, null, 2) + '\n' : formatProbeTable(report).join('\n') + '\n')
+    })
+
+  program.command('run-shard').description('run one shard of a detached campaign (each Slurm array task of zp submit --on slurm) and exit: 0 done, 1 failed (retry it), 3 failed for good, 143 on SIGTERM')
+    .requiredOption('--manifest <dir>', 'the campaign\'s detached folder (holding manifest.json), on a file system shared with the coordinator')
+    .requiredOption('--index <n>', 'the shard to run')
+    .option('--exec-config <file>', 'YAML of the command templates exec campaigns may run (the format of --exec-config of a node)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+    .action(async (flags: import('./run-shard.ts').RunShardFlags) => {
+      // loaded only for this command: no other one needs the runners
+      const { runShardMain } = await import('./run-shard.ts')
+      await runShardMain(flags)
     })
 
   program.command('demo').description('start a local 3-node mesh, show it, and stop it')

@@ -3,6 +3,7 @@ import { ApiClient, resolveApiTarget } from '../api/client.ts'
 import type { PeerJson } from '../api/routes.ts'
 import { resolveDataDir } from '../datadir.ts'
 import { VERSION } from '../node.ts'
+import { bridgeCommands } from './bridge.ts'
 import { campaignCommands } from './campaigns.ts'
 import { exitWithError } from './errors.ts'
 import { renderPeerTable } from './format.ts'
@@ -39,6 +40,7 @@ export function buildProgram (): Command {
     })
 
   campaignCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
+  bridgeCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
 
   return program
 }

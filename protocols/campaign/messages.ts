@@ -4,6 +4,11 @@ import { BlobRefSchema, WorkloadSchema } from './spec.ts'
 
 export const WORKER_ACTOR = 'worker'
 export const COORDINATOR_ACTOR = 'coordinator'
+/** the local actor that runs a detached campaign's shards as Slurm array tasks (zp submit --on slurm) */
+export const DETACHED_ACTOR = 'detached'
+/** the worker a detached campaign's shards are leased to: not a peer, the coordinator's own node's detached actor */
+export const DETACHED_WORKER = 'detached:slurm'
+export const DETACHED_WORKER_NAME = 'slurm-array'
 
 const CampaignId = z.string().regex(/^c-[a-z0-9]{6,40}$/, { message: 'expected a campaign id like c-…' })
 const Epoch = z.number().int().positive()

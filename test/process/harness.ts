@@ -20,7 +20,7 @@ export interface ProcessMesh {
   root: string
   nodes: LocalNode[]
   /** starts a node; joins through `via` (a node of this mesh or a raw address) if given */
-  start: (name: string, opts?: { via?: LocalNode | string, args?: string[], dataDir?: string, outFile?: string }) => Promise<LocalNode>
+  start: (name: string, opts?: { via?: LocalNode | string, args?: string[], dataDir?: string, outFile?: string, env?: NodeJS.ProcessEnv }) => Promise<LocalNode>
   peers: (node: LocalNode) => Promise<PeerJson[]>
   /** the control API of a node of this mesh */
   api: (node: LocalNode) => Promise<ApiClient>
@@ -36,7 +36,7 @@ export async function createProcessMesh (): Promise<ProcessMesh> {
     nodes,
     start: async (name, opts = {}) => {
       const via = typeof opts.via === 'string' ? opts.via : opts.via?.info?.multiaddrs[0]
-      const node = await LocalNode.spawn({ name, dataDir: opts.dataDir ?? join(dir.path, name), outFile: opts.outFile, join: via, args: [...FAST_FLAGS, ...(opts.args ?? [])] })
+      const node = await LocalNode.spawn({ name, dataDir: opts.dataDir ?? join(dir.path, name), outFile: opts.outFile, join: via, args: [...FAST_FLAGS, ...(opts.args ?? [])], env: opts.env })
       nodes.push(node)
       await node.ready({ timeoutMs: 60_000 })
       return node

@@ -92,7 +92,7 @@ describe('attachedScript', () => {
     const dataDir = join(dir.path, 'zp-77_2')
     expect(await recordedArgv('2')).toEqual([
       '--log-level', 'debug', 'join', '/ip4/1.2.3.4/tcp/1', '/dns4/a b/tcp/2',
-      '--name', 'zp-node-2', '--data-dir', dataDir, '--listen', '/ip4/0.0.0.0/tcp/0', '--no-api', '--no-resume',
+      '--name', 'zp-node-77-2', '--data-dir', dataDir, '--listen', '/ip4/0.0.0.0/tcp/0', '--no-api', '--no-resume',
       '--label', 'bridge=slurm', '--label', 'slurm.job=77', '--label', 'zp.bridge=slurm-77',
       '--exit-when-idle', '120000', '--psk', psk, '--slots', '3', '--drain-timeout-ms', '20000'
     ])
@@ -107,7 +107,7 @@ describe('attachedScript', () => {
     expect(await run.exit).toBe(0)
     const argv = await recordedArgv('2')
     expect(argv.slice(1, 1 + HOSTILE.length - 2)).toEqual(HOSTILE.slice(2))
-    expect(argv[argv.indexOf('--name') + 1]).toBe(`${HOSTILE[0]!}-2`)
+    expect(argv[argv.indexOf('--name') + 1]).toBe(`${HOSTILE[0]!}-77-2`)
     expect(argv[argv.indexOf('--psk') + 1]).toBe(HOSTILE[1])
     expect(argv).not.toContain('--slots')
     expect(argv).not.toContain('--exit-when-idle')

@@ -1,0 +1,186 @@
+import type { Logger } from 'pino'
+import { describeError } from '../../actors/runtime/errors.ts'
+import type { PeerView } from '../../actors/membership/membership.ts'
+import { ALLOCATION_LABEL, type Allocation, type Burst, type DaskUp, type Engine, type EngineView, type SlurmUp } from '../../protocols/bridge/schema.ts'
+import type { Storage, Sublevel } from '../../node/storage.ts'
+import type { BridgeEngine, JoinCommand } from './engine.ts'
+
+/** how long one engine query (squeue, the Dask driver) may take while listing */
+const VIEW_TIMEOUT_MS = 20_000
+/** what a bridged node gets to hand its work back when its allocation ends */
+export const DEFAULT_DRAIN_MS = 20_000
+/** a Slurm node leaves after this long without work unless told otherwise; a Dask node stays with its worker */
+export const DEFAULT_SLURM_IDLE_MS = 120_000
+
+export class BridgeError extends Error {
+  override name = 'BridgeError'
+  /** HTTP status for the control API: 404 unknown allocation, 502 the engine failed */
+  readonly status: 400 | 404 | 502
+  constructor (message: string, status: 400 | 404 | 502) {
+    super(message)
+    this.status = status
+  }
+}
+
+export interface BridgeRegistryInit {
+  storage: Storage
+  log: Logger
+  engines: { slurm: BridgeEngine<SlurmUp>, dask: BridgeEngine<DaskUp> }
+  /** the mesh as this node sees it: bridged nodes carry the label zp.bridge=<allocation id> */
+  peers: () => Promise<PeerView[]>
+  /** the zp-node command the engines start, without the bootstrap addresses */
+  nodeArgv: string[]
+  /** this node's announced addresses (with /p2p/): where bridged nodes join by default */
+  announced: () => string[]
+  /** this node's pre-shared key file, used when an allocation names none */
+  pskFile?: string
+}
+
+type UpOptions = { engine: 'slurm', options: SlurmUp } | { engine: 'dask', options: DaskUp }
+
+/**
+ * Every bridge allocation this node made, kept in LevelDB so a node that
+ * restarts still knows them and can release them. `list` asks each engine
+ * for its state and the mesh for the peers each became; a campaign's burst
+ * allocations are released when it ends.
+ */
+export class BridgeRegistry {
+  readonly #init: BridgeRegistryInit
+  readonly #db: Sublevel<Allocation>
+  readonly #log: Logger
+  /** campaigns whose burst is being brought up (a resume right after a submit must not start it twice) */
+  readonly #bursting = new Set<string>()
+
+  constructor (init: BridgeRegistryInit) {
+    this.#init = init
+    this.#db = init.storage.sublevel<Allocation>('bridges')
+    this.#log = init.log.child({ component: 'bridges' })
+  }
+
+  async up (req: UpOptions & { bootstrap?: string[], campaignId?: string }, signal: AbortSignal): Promise<Allocation> {
+    const bootstrap = req.bootstrap != null && req.bootstrap.length > 0 ? req.bootstrap : this.#init.announced()
+    if (bootstrap.length === 0) throw new BridgeError('this node announces no address for bridged nodes to join through; start it with --announce /ip4/<address the cluster can reach>/tcp/<port>, or pass --bootstrap ADDR', 400)
+    const pskFile = req.options.pskFile ?? this.#init.pskFile
+    // 0: never leave for want of work
+    const idle = req.options.idleMs ?? (req.engine === 'slurm' ? DEFAULT_SLURM_IDLE_MS : undefined)
+    const idleMs = idle === 0 ? undefined : idle
+    const join: JoinCommand = { argv: this.#init.nodeArgv, bootstrap, drainMs: DEFAULT_DRAIN_MS, ...(pskFile != null ? { pskFile } : {}), ...(idleMs != null ? { idleMs } : {}) }
+    const engine = this.#engine(req.engine)
+    const { id, engineId, requested } = await (engine as BridgeEngine<typeof req.options>).up(req.options, join, signal)
+    const alloc: Allocation = {
+      id,
+      engine: req.engine,
+      engineId,
+      state: 'PENDING',
+      requested,
+      running: 0,
+      peers: [],
+      bootstrap,
+      options: req.options,
+      createdAt: Date.now(),
+      ...(req.campaignId != null ? { campaignId: req.campaignId } : {})
+    }
+    await this.#put(alloc)
+    this.#log.info({ allocation: id, engine: req.engine, engineId, requested, campaign: req.campaignId }, `bridge allocation ${id} submitted (${requested} node${requested === 1 ? '' : 's'} asked for)`)
+    return alloc
+  }
+
+  /** Every allocation, newest first, each refreshed from its engine (ended ones as they ended). */
+  async list (signal: AbortSignal): Promise<Allocation[]> {
+    const all = await this.#all()
+    const peers = await this.#init.peers().catch(() => [])
+    const fresh = await Promise.all(all.map(async a => await this.#refresh(a, peers, signal)))
+    return fresh.sort((a, b) => b.createdAt - a.createdAt)
+  }
+
+  async get (id: string, signal: AbortSignal): Promise<Allocation> {
+    const alloc = await this.#db.get(id)
+    if (alloc == null) throw new BridgeError(`no bridge allocation ${id} on this node; 'zp bridge list' shows them`, 404)
+    return await this.#refresh(alloc, await this.#init.peers().catch(() => []), signal)
+  }
+
+  /** Releases an allocation (scancel, plugin unregister); its nodes drain and leave. */
+  async down (id: string, signal: AbortSignal): Promise<Allocation> {
+    const alloc = await this.#db.get(id)
+    if (alloc == null) throw new BridgeError(`no bridge allocation ${id} on this node; 'zp bridge list' shows them`, 404)
+    try {
+      await this.#engine(alloc.engine).down(alloc, signal)
+    } catch (err) {
+      throw new BridgeError(`cannot release ${id}: ${describeError(err)}`, 502)
+    }
+    const ended: Allocation = { ...alloc, state: 'ENDED', running: 0, endedAt: alloc.endedAt ?? Date.now(), reason: alloc.reason ?? 'released (zp bridge down)' }
+    await this.#put(ended)
+    this.#log.info({ allocation: id, campaign: alloc.campaignId }, `bridge allocation ${id} released`)
+    return ended
+  }
+
+  /** A campaign with `burst:` started (or resumed): bring its capacity up, once. Failures are logged; the campaign runs on what the mesh has. */
+  async campaignStarted (campaignId: string, burst: Burst | undefined, signal: AbortSignal): Promise<void> {
+    if (burst == null || this.#bursting.has(campaignId)) return
+    this.#bursting.add(campaignId)
+    try {
+      const have = new Set((await this.#all()).filter(a => a.campaignId === campaignId).map(a => a.engine))
+      const wanted: UpOptions[] = [
+        ...(burst.slurm != null ? [{ engine: 'slurm' as const, options: burst.slurm }] : []),
+        ...(burst.dask != null ? [{ engine: 'dask' as const, options: burst.dask }] : [])
+      ]
+      for (const req of wanted) {
+        if (have.has(req.engine)) continue
+        try {
+          await this.up({ ...req, campaignId }, signal)
+        } catch (err) {
+          this.#log.error({ campaign: campaignId, engine: req.engine, err: describeError(err) }, `campaign burst on ${req.engine} failed; the campaign runs on the nodes already in the mesh`)
+        }
+      }
+    } finally {
+      this.#bursting.delete(campaignId)
+    }
+  }
+
+  /** A campaign ended (or was cancelled): release what its burst brought up. */
+  async campaignEnded (campaignId: string, signal: AbortSignal): Promise<void> {
+    for (const alloc of await this.#all()) {
+      if (alloc.campaignId !== campaignId || alloc.endedAt != null) continue
+      await this.down(alloc.id, signal).catch((err: unknown) => {
+        this.#log.error({ campaign: campaignId, allocation: alloc.id, err: describeError(err) }, `cannot release ${alloc.id} after its campaign ended; run 'zp bridge down ${alloc.id}'`)
+      })
+    }
+  }
+
+  #engine (engine: Engine): BridgeEngine<SlurmUp> | BridgeEngine<DaskUp> {
+    return this.#init.engines[engine]
+  }
+
+  async #refresh (alloc: Allocation, peers: PeerView[], signal: AbortSignal): Promise<Allocation> {
+    const members = peers.filter(p => p.state !== 'dead' && p.capabilities?.labels?.[ALLOCATION_LABEL] === alloc.id).map(p => p.peerId)
+    if (alloc.endedAt != null) return { ...alloc, peers: members }
+    let view: EngineView
+    try {
+      view = await this.#engine(alloc.engine).view(alloc, AbortSignal.any([signal, AbortSignal.timeout(VIEW_TIMEOUT_MS)]))
+    } catch (err) {
+      // the engine could not be asked now: what was known, said so
+      return { ...alloc, peers: members, reason: `cannot ask ${alloc.engine} now: ${describeError(err)}` }
+    }
+    const ended = view.state === 'ENDED' || view.state === 'FAILED'
+    const next: Allocation = {
+      ...alloc,
+      state: view.state,
+      requested: view.requested,
+      running: view.running,
+      peers: members,
+      ...(view.reason != null ? { reason: view.reason } : {}),
+      ...(ended ? { endedAt: Date.now() } : {})
+    }
+    if (view.reason == null) delete next.reason
+    if (next.state !== alloc.state || next.running !== alloc.running || ended) await this.#put(next).catch(() => {})
+    return next
+  }
+
+  async #all (): Promise<Allocation[]> {
+    return await this.#db.values().all()
+  }
+
+  async #put (alloc: Allocation): Promise<void> {
+    await this.#init.storage.write(async () => { await this.#db.put(alloc.id, alloc) })
+  }
+}
