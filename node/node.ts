@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os'
-import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import pkg from '../package.json' with { type: 'json' }
 import type { ActorHost } from '../actors/runtime/host.ts'
@@ -15,7 +14,7 @@ import type { CapabilityReport } from '../protocols/membership/capabilities.ts'
 import { HEARTBEAT_TOPIC } from '../protocols/membership/constants.ts'
 import { bridgeRoutes } from './api/bridge-routes.ts'
 import { nodeRoutes, type BootstrapAttempt } from './api/routes.ts'
-import { NodeBridges } from './bridges.ts'
+import { openCampaigns } from './campaign-wiring.ts'
 import { startApi, type ApiServer } from './api/server.ts'
 import { loadOrCreateToken } from './api/token.ts'
 import type { BlobAccess } from './blobs/access.ts'
@@ -23,9 +22,9 @@ import type { BlobGc } from './blobs/gc.ts'
 import type { BlobService } from './blobs/service.ts'
 import { BootstrapJoin } from './bootstrap-join.ts'
 import { campaignRoutes } from './campaign/routes.ts'
-import { CampaignService } from './campaign/service.ts'
+import type { CampaignService } from './campaign/service.ts'
 import { CapabilityProbe } from './capabilities.ts'
-import { dataPaths, removeNodeInfo, writeNodeInfo } from './datadir.ts'
+import { removeNodeInfo, writeNodeInfo } from './datadir.ts'
 import { execCapabilities } from './exec-config.ts'
 import { IdleWatcher, nodeDuties } from './idle.ts'
 import { KnownPeers } from './known-peers.ts'
@@ -250,37 +249,7 @@ export class ZpNode {
       signal: this.#lifetime.signal,
       log
     })
-    const bridges = new NodeBridges({
-      storage: this.storage,
-      log,
-      dataDir: this.dataDir,
-      peers: async () => await this.peers(),
-      announced: () => this.multiaddrs(),
-      ...(this.#opts.pskFile != null ? { pskFile: this.#opts.pskFile } : {})
-    })
-    const campaigns = new CampaignService({
-      self: this.peerId,
-      name: this.name,
-      version: VERSION,
-      host: this.host,
-      storage: this.storage,
-      runsDir: dataPaths(this.dataDir).runs,
-      log: this.log,
-      blobs: this.blobs,
-      access: this.#blobAccess,
-      gc: this.gc,
-      slots: this.slots().total,
-      execTemplates: this.#execTemplates,
-      capabilities: () => this.capabilities,
-      peers: async () => await this.peers(),
-      setBusy: (busy) => { this.setBusySlots(busy) },
-      isTrusted: (peer) => this.trust.isTrusted(peer),
-      defaultReplicas: this.#opts.replicas,
-      resume: this.#opts.resume,
-      dataRoots: this.#opts.dataRoots,
-      bridges,
-      ...(this.#opts.execConfig != null ? { execConfig: resolve(this.#opts.execConfig) } : {})
-    })
+    const { campaigns, bridges } = openCampaigns(this, this.#opts, { access: this.#blobAccess, execTemplates: this.#execTemplates })
     this.#campaigns = campaigns
     this.onDrain(async (signal) => { await campaigns.drain(signal) })
     this.onPeerTransition((t) => {

@@ -1,4 +1,4 @@
-import { copyFile, readdir, writeFile } from 'node:fs/promises'
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -115,6 +115,11 @@ describe('Slurm bridge, attached: array tasks become mesh nodes', () => {
     expect(table.stdout).toContain(id)
     expect(table.stdout).toContain('RUNNING')
 
+    // the coordinator's node restarts: the allocation is in its LevelDB, and it can still release it
+    await coord.stop()
+    coord = await mesh.start('coord', { dataDir: coord.dataDir, args: ['--slots', '4'], env: { ...cluster!.env, SLURM_TMPDIR: scratch.path } })
+    expect((await allocations()).find(a => a.id === id)).toMatchObject({ state: 'RUNNING', engineId: job })
+
     const down = await zp(['bridge', 'down', id])
     expect(down.code, down.stderr).toBe(0)
     expect(await slurm.squeue([job], AbortSignal.timeout(10_000))).toEqual([])
@@ -181,6 +186,14 @@ describe('Slurm bridge, attached: array tasks become mesh nodes', () => {
     const gone = await zp(['bridge', 'down', 'slurm-999999'])
     expect(gone.code).not.toBe(0)
     expect(gone.stderr).toContain('no bridge allocation slurm-999999')
+    // a node on a machine without Slurm's commands says which one is missing and what to install
+    const bare = await mesh.start('no-slurm', { via: coord, env: { PATH: '/nonexistent' } })
+    const none = await runCli('zp', ['bridge', 'slurm', 'up', '--nodes', '1', '--data-dir', bare.dataDir])
+    expect(none.code).not.toBe(0)
+    expect(none.stderr).toMatch(/sbatch.* not found on PATH.*apt-get install slurm-client/)
+    const detached = await runCli('zp', ['submit', await campaignFile('squares-no-slurm', {}), '--on', 'slurm', '--shared-dir', join(scratch.path, 'shared'), '--data-dir', bare.dataDir])
+    expect(detached.code).toBe(2)
+    expect(detached.stderr).toMatch(/sbatch.* not found on PATH/)
   })
 })
 
@@ -205,6 +218,26 @@ describe('Slurm bridge, detached: zp submit --on slurm', () => {
     expect(verify.code, verify.stderr).toBe(0)
     // nothing of the campaign stays on the shared file system or in Slurm's queue
     await waitFor(async () => !existsSync(join(shared, status.id)), { timeoutMs: 30_000, what: 'the campaign\'s shared dir removed' })
+  })
+
+  it('zp cancel scancels the campaign\'s array tasks', async ({ skip }) => {
+    if (cluster == null) skip(skipReason)
+    const file = await campaignFile('squares-detached-cancel', { replicas: 0, params: { slowMs: 2000 } })
+    const r = await zp(['submit', file, '--on', 'slurm', '--shared-dir', join(scratch.path, 'shared'), '--array-limit', '2', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const id = (JSON.parse(r.stdout) as CampaignStatus).id
+    const jobsFile = join(scratch.path, 'shared', id, 'jobs.jsonl')
+    const jobs = await waitFor(async () => {
+      const text = await readFile(jobsFile, 'utf8').catch(() => '')
+      const ids = text.trim().split('\n').filter(l => l !== '').map(l => (JSON.parse(l) as { job: string }).job)
+      if (ids.length === 0) return undefined
+      const running = (await slurm.squeue(ids, AbortSignal.timeout(10_000))).filter(q => q.state === 'RUNNING')
+      return running.length > 0 ? ids : undefined
+    }, { timeoutMs: 60_000, what: 'array tasks running' })
+    const cancel = await zp(['cancel', id, '--json'])
+    expect(cancel.code, cancel.stderr).toBe(0)
+    expect(JSON.parse(cancel.stdout)).toMatchObject({ state: 'CANCELLED' })
+    await waitFor(async () => (await slurm.squeue(jobs, AbortSignal.timeout(10_000))).length === 0, { timeoutMs: 60_000, what: 'the arrays gone from squeue' })
   })
 
   it('a shared dir that cannot be written is refused at submit, naming the fix; nothing runs', async ({ skip }) => {
