@@ -67,7 +67,10 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
-        fallbackToFloodsub: false
+        fallbackToFloodsub: false,
+        // many nodes share a host (bridged Slurm tasks and Dask workers, NAT): the default penalty for peers behind
+        // one IP (remembered an hour) made a node ignore every new peer from its host past about 14 (test/mesh/colocation)
+        scoreParams: { IPColocationFactorWeight: 0 }
       })
     },
     start: false
