@@ -28,6 +28,8 @@ import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
 
 
+/** bringing a campaign's burst up (sbatch, the Dask driver) or releasing it (scancel and the nodes' drain) */
+const BURST_CALL_TIMEOUT_MS = 300_000
 /** how often a blob the worker keeps using gets its last-used time moved */
 const TOUCH_EVERY_MS = 60_000
 
@@ -199,11 +201,11 @@ export class CampaignService implements CampaignApi {
 
   /** Burst capacity comes up when its campaign starts and goes when it ends; a detached campaign's Slurm arrays and shared dir go with it. */
   #bridgeLifecycle (bridges: NodeBridges): { started: (id: string, spec: CampaignSpec) => void, ended: (id: string) => void } {
-    const signal = AbortSignal.timeout(24 * 3600_000)
+    // each call its own deadline: a signal made once here would abort every burst a day after the node started
     return {
-      started: (id, spec) => { void bridges.registry.campaignStarted(id, spec.burst, signal) },
+      started: (id, spec) => { void bridges.registry.campaignStarted(id, spec.burst, AbortSignal.timeout(BURST_CALL_TIMEOUT_MS)) },
       ended: (id) => {
-        void bridges.registry.campaignEnded(id, signal)
+        void bridges.registry.campaignEnded(id, AbortSignal.timeout(BURST_CALL_TIMEOUT_MS))
         void this.#init.host.tell({ peer: this.#init.self, name: DETACHED_ACTOR }, { type: 'ended', campaignId: id }).catch(() => {})
       }
     }
