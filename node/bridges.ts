@@ -1,11 +1,11 @@
 import { access, constants, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { PeerView } from '../actors/membership/membership.ts'
 import { describeError } from '../actors/runtime/errors.ts'
 import { daskEngine } from '../bootstrap/dask/bridge.ts'
 import { BridgeRegistry } from '../bootstrap/bridge/registry.ts'
+import { ZP_NODE_BIN } from '../bootstrap/local.ts'
 import { SlurmClient } from '../bootstrap/slurm/commands.ts'
 import { slurmEngine } from '../bootstrap/slurm/bridge.ts'
 import type { Detached } from '../protocols/bridge/schema.ts'
@@ -31,7 +31,7 @@ export function nodeArgv (env: NodeJS.ProcessEnv = process.env): string[] {
     }
     return argv
   }
-  return [process.execPath, fileURLToPath(new URL('./bin/zp-node.mjs', import.meta.url))]
+  return [process.execPath, ZP_NODE_BIN]
 }
 
 export interface NodeBridgesInit {

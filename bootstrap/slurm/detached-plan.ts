@@ -47,16 +47,16 @@ export const ACCOUNTING_LAG_MS = 60_000
 
 /**
  * What a task that left squeue without committing its result means for its
- * shard. `state` is sacct's (undefined while sacct has no final row), `cause`
- * its wording, `error` what run-shard wrote for this attempt (if it got that
- * far), `stderr` the tail of the task's error log.
+ * shard. `state` is sacct's (undefined while sacct has no final row), `ok`
+ * whether sacct says it completed, `cause` its wording, `error` what
+ * run-shard wrote for this attempt (if it got that far), `stderr` the tail of
+ * the task's error log.
  */
-export function goneVerdict (t: { state?: string, final: boolean, cause: string, error?: { error: string, retryable: boolean }, stderr: string, goneForMs: number }): GoneVerdict {
-  if (!t.final) {
-    return t.goneForMs > ACCOUNTING_LAG_MS
-      ? { kind: 'lost', reason: `the task left squeue ${Math.round(t.goneForMs / 1000)} s ago and sacct has no final state for it` }
-      : { kind: 'wait' }
-  }
+export function goneVerdict (t: { state?: string, final: boolean, ok: boolean, cause: string, error?: { error: string, retryable: boolean }, stderr: string, goneForMs: number }): GoneVerdict {
+  const late = t.goneForMs > ACCOUNTING_LAG_MS
+  if (!t.final) return late ? { kind: 'lost', reason: `the task left squeue ${Math.round(t.goneForMs / 1000)} s ago and sacct has no final state for it` } : { kind: 'wait' }
+  // completed without a committed file: the file may still be on its way (a shared file system's lag)
+  if (t.ok) return late ? { kind: 'lost', reason: `${t.cause}, but its result file never appeared in the shared dir` } : { kind: 'wait' }
   const tail = t.stderr.trim() === '' ? '' : `; stderr: ${t.stderr.trim().split('\n').slice(-5).join(' | ')}`
   if (t.state != null && LOST_STATES.has(t.state)) return { kind: 'lost', reason: `Slurm ${t.cause}` }
   if (t.error != null) return { kind: 'failed', error: `${t.error.error} (Slurm: ${t.cause})`, retryable: t.error.retryable }

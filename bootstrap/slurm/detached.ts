@@ -235,16 +235,17 @@ class DetachedRunner implements Behavior<DetachedMessage> {
       if (finished.has(t.index)) continue // the next poll takes its result
       const row = acct.get(t.task!)
       const outcome = row != null ? taskOutcome(row) : { final: false, ok: false, cause: 'no accounting record yet' }
+      const failed = outcome.final && !outcome.ok
       const verdict = goneVerdict({
         state: row?.state,
-        final: outcome.final && !outcome.ok,
+        final: outcome.final,
+        ok: outcome.ok,
         cause: `${t.task}: ${outcome.cause}`,
-        error: await readShardError(c.dir, t.index, t.attempt).catch(() => undefined),
-        stderr: await this.#stderrTail(c, t.task!),
+        // what the task left behind is read only for a failure, which reports it
+        error: failed ? await readShardError(c.dir, t.index, t.attempt).catch(() => undefined) : undefined,
+        stderr: failed ? await this.#stderrTail(c, t.task!) : '',
         goneForMs: now - t.goneSince!
       })
-      // a task that completed without a committed file: accounting says ok, the file must be on its way (shared fs lag)
-      if (outcome.final && outcome.ok && now - t.goneSince! < 60_000) continue
       if (verdict.kind === 'wait') continue
       if (verdict.kind === 'lost') {
         this.#log.warn({ campaign: c.id, shard: t.index, task: t.task, reason: verdict.reason }, 'Slurm task ended without a result; the shard runs again (not counted as an attempt)')

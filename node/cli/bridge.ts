@@ -4,8 +4,7 @@ import type { Command } from 'commander'
 import type { Allocation, DaskUp, SlurmUp } from '../../protocols/bridge/schema.ts'
 import type { ApiClient } from '../api/client.ts'
 import type { BridgeUpBody } from '../api/bridge-routes.ts'
-import { parseDuration } from '../campaign/duration.ts'
-import { UsageError, collect, positiveInt } from './errors.ts'
+import { collect, durationFlag, positiveInt } from './errors.ts'
 import { ago } from './format.ts'
 
 /** bridge calls wait for the engine (sbatch, the Dask driver, scancel and the nodes' drain) */
@@ -14,20 +13,12 @@ const CALL_TIMEOUT_MS = 150_000
 interface UpFlags {
   bootstrap?: string[]
   psk?: string
-  idle?: string
+  idle?: number
   json?: boolean
 }
 
-function idleMs (value: string | undefined): number | undefined {
-  if (value == null) return undefined
-  const ms = /^\d+$/.test(value) ? Number(value) : parseDuration(value)
-  if (ms == null) throw new UsageError(`--idle takes a duration such as 2m, 30s or 0 (never leave), got '${value}'`)
-  return ms
-}
-
 function common (flags: UpFlags): { pskFile?: string, idleMs?: number } {
-  const idle = idleMs(flags.idle)
-  return { ...(flags.psk != null ? { pskFile: resolve(flags.psk) } : {}), ...(idle != null ? { idleMs: idle } : {}) }
+  return { ...(flags.psk != null ? { pskFile: resolve(flags.psk) } : {}), ...(flags.idle != null ? { idleMs: flags.idle } : {}) }
 }
 
 /** The allocation in a line a script can take the id from (the first word). */
@@ -71,7 +62,7 @@ export function bridgeCommands (program: Command, targetOptions: (cmd: Command) 
     .option('--cpus-per-task <c>', 'CPUs per task (the node offers as many work slots)', positiveInt('--cpus-per-task'))
     .option('--mem <m>', 'memory per task, e.g. 4G')
     .option('--sbatch-arg <arg>', 'another sbatch option, repeatable (e.g. --sbatch-arg=--account=lab)', collect)
-    .option('--idle <duration>', 'a node with no work this long drains and exits, freeing its task (default 2m; 0: never)')
+    .option('--idle <duration>', 'a node with no work this long drains and exits, freeing its task (default 2m; 0: never)', durationFlag('--idle'))
     .action(async (flags: UpFlags & { nodes: number, partition?: string, time?: string, gres?: string, cpusPerTask?: number, mem?: string, sbatchArg?: string[] }) => {
       const options: SlurmUp = {
         nodes: flags.nodes,
@@ -91,7 +82,7 @@ export function bridgeCommands (program: Command, targetOptions: (cmd: Command) 
     .requiredOption('--scheduler <addr>', 'the Dask scheduler, e.g. tcp://10.0.0.5:8786')
     .option('--per-worker <k>', 'work slots each node offers (default: the worker\'s threads)', positiveInt('--per-worker'))
     .option('--python <path>', 'the Python that can import distributed (default: python3, then /usr/bin/python3)')
-    .option('--idle <duration>', 'a node with no work this long leaves (default: it stays as long as its worker)')
+    .option('--idle <duration>', 'a node with no work this long leaves (default: it stays as long as its worker)', durationFlag('--idle'))
     .action(async (flags: UpFlags & { scheduler: string, perWorker?: number, python?: string }) => {
       const options: DaskUp = {
         scheduler: flags.scheduler,

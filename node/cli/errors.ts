@@ -1,4 +1,5 @@
 import { CommanderError } from 'commander'
+import { parseDuration } from '../campaign/duration.ts'
 
 /** Bad input on the command line: exit code 2. */
 export class UsageError extends Error {
@@ -35,4 +36,13 @@ export function positiveInt (flag: string) {
 
 export function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
+}
+
+/** A duration flag: `30m`, `2h`, `7d`, or a number of milliseconds (0 included) */
+export function durationFlag (flag: string) {
+  return (value: string): number => {
+    const ms = /^\d+$/.test(value.trim()) ? Number(value) : parseDuration(value)
+    if (ms == null || !Number.isSafeInteger(ms)) throw new UsageError(`${flag} takes a duration such as 30m, 2h or 7d (or 0), got '${value}'`)
+    return ms
+  }
 }

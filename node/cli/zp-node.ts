@@ -6,7 +6,6 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { parseBootstrap } from '../../bootstrap/address.ts'
 import type { Labels } from '../../protocols/bridge/schema.ts'
 import { parseApiAddress } from '../api/server.ts'
-import { parseDuration } from '../campaign/file-schema.ts'
 import { dataPaths, removeNodeInfoSync, resolveDataDir } from '../datadir.ts'
 import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
 import { createLogger } from '../logger.ts'
@@ -14,7 +13,7 @@ import { DEFAULT_API, DEFAULT_LISTEN, VERSION, ZpNode, type NodeOptions } from '
 import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
 import { generatePskFile, loadPsk } from '../psk.ts'
 import { runDemo } from './demo.ts'
-import { UsageError, collect, exitWithError, positiveInt } from './errors.ts'
+import { UsageError, collect, durationFlag, exitWithError, positiveInt } from './errors.ts'
 import { labelFlag } from './label-flags.ts'
 import { checkLivenessFlags } from './liveness-flags.ts'
 import { nodeStatusCommands } from './node-status.ts'
@@ -73,15 +72,6 @@ function nodeOptions (cmd: Command): Command {
     .option('--exit-when-idle <duration>', 'drain and exit 0 once the node has had no shard, no unfinished campaign and no replica of one for this long: 30s, 2m, or ms', durationFlag('--exit-when-idle'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--log-file <file>', 'JSON log file (default <data-dir>/logs/node.log)')
-}
-
-/** A duration flag: `30m`, `2h`, `7d`, or a number of milliseconds (0 included) */
-function durationFlag (flag: string) {
-  return (value: string): number => {
-    const ms = /^\d+$/.test(value.trim()) ? Number(value) : parseDuration(value)
-    if (ms == null || !Number.isSafeInteger(ms)) throw new UsageError(`${flag} takes a duration such as 30m, 2h or 7d (or 0), got '${value}'`)
-    return ms
-  }
 }
 
 /** --data-root folders, each checked to be one, as absolute paths */

@@ -24,7 +24,7 @@ describe('detached campaigns: sbatch arrays', () => {
 })
 
 describe('detached campaigns: a task that left the queue without a result', () => {
-  const base = { stderr: '', goneForMs: 1000 }
+  const base = { stderr: '', goneForMs: 1000, ok: false }
   it('waits for accounting, then calls it lost after the lag', () => {
     expect(goneVerdict({ ...base, final: false, cause: 'no accounting record yet' })).toEqual({ kind: 'wait' })
     expect(goneVerdict({ ...base, final: false, cause: 'x', goneForMs: ACCOUNTING_LAG_MS + 1 }).kind).toBe('lost')
@@ -40,6 +40,12 @@ describe('detached campaigns: a task that left the queue without a result', () =
     expect(v).toEqual({ kind: 'failed', error: 'shard 2: boom (Slurm: 7_2: exit code 1)', retryable: true })
     const t = goneVerdict({ ...base, state: 'TIMEOUT', final: true, cause: '7_3: TIMEOUT', stderr: 'a\nb\nslurmstepd: error: *** JOB 7 CANCELLED DUE TO TIME LIMIT ***\n' })
     expect(t).toEqual({ kind: 'failed', error: 'Slurm: 7_3: TIMEOUT; stderr: a | b | slurmstepd: error: *** JOB 7 CANCELLED DUE TO TIME LIMIT ***', retryable: true })
+  })
+
+  it('completed without a result file: waits for the shared file system, then runs the shard again', () => {
+    expect(goneVerdict({ ...base, state: 'COMPLETED', final: true, ok: true, cause: '7_4: COMPLETED' })).toEqual({ kind: 'wait' })
+    expect(goneVerdict({ ...base, state: 'COMPLETED', final: true, ok: true, cause: '7_4: COMPLETED', goneForMs: ACCOUNTING_LAG_MS + 1 }))
+      .toEqual({ kind: 'lost', reason: '7_4: COMPLETED, but its result file never appeared in the shared dir' })
   })
 
   it('a shard that refused its input is not retried', () => {
