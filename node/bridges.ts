@@ -4,6 +4,8 @@ import type { Logger } from 'pino'
 import type { PeerView } from '../actors/membership/membership.ts'
 import { describeError } from '../actors/runtime/errors.ts'
 import { daskEngine } from '../bootstrap/dask/bridge.ts'
+import { k8sEngine } from '../bootstrap/k8s/bridge.ts'
+import { rayEngine } from '../bootstrap/ray/bridge.ts'
 import { BridgeRegistry } from '../bootstrap/bridge/registry.ts'
 import { ZP_NODE_BIN } from '../bootstrap/local.ts'
 import { SlurmClient } from '../bootstrap/slurm/commands.ts'
@@ -58,7 +60,7 @@ export class NodeBridges {
     this.registry = new BridgeRegistry({
       storage: init.storage,
       log: init.log,
-      engines: { slurm: slurmEngine({ client: () => this.slurm(), workDir }), dask: daskEngine() },
+      engines: { slurm: slurmEngine({ client: () => this.slurm(), workDir }), dask: daskEngine(), ray: rayEngine(), k8s: k8sEngine() },
       peers: init.peers,
       nodeArgv: this.argv,
       announced: init.announced,

@@ -41,9 +41,23 @@ export async function loadPsk (path: string): Promise<Psk> {
   } catch (err) {
     throw new PskFileError(`cannot read pre-shared key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; create one with: zp-node psk generate ${path}`)
   }
+  return parsePsk(text, path)
+}
+
+/**
+ * `--psk-env VAR`: the key file's text in an environment variable, as a
+ * Kubernetes Secret reaches a container (env valueFrom secretKeyRef).
+ */
+export function loadPskEnv (name: string, env: NodeJS.ProcessEnv = process.env): Psk {
+  const text = env[name]
+  if (text == null || text === '') throw new PskFileError(`--psk-env ${name}: the environment variable ${name} is not set; set it to the text of a key file (zp-node psk generate FILE)`)
+  return parsePsk(text, `the environment variable ${name}`)
+}
+
+function parsePsk (text: string, source: string): Psk {
   const key = text.startsWith(HEADER) ? text.slice(HEADER.length).trim() : ''
   if (!KEY_HEX.test(key)) {
-    throw new PskFileError(`${path} is not a libp2p swarm key (expected "/key/swarm/psk/1.0.0/", "/base16/" and 64 hex digits); create one with: zp-node psk generate FILE`)
+    throw new PskFileError(`${source} is not a libp2p swarm key (expected "/key/swarm/psk/1.0.0/", "/base16/" and 64 hex digits); create one with: zp-node psk generate FILE`)
   }
   const bytes = new TextEncoder().encode(HEADER + key)
   return { bytes, fingerprint: fingerprintOf(bytes) }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { describeError } from '../../actors/runtime/errors.ts'
 import type { PeerView } from '../../actors/membership/membership.ts'
-import { ALLOCATION_LABEL, type Allocation, type Burst, type DaskUp, type Engine, type EngineView, type SlurmUp } from '../../protocols/bridge/schema.ts'
+import { ALLOCATION_LABEL, ENGINES, type Allocation, type Burst, type Engine, type EngineOptions, type EngineUp, type EngineView } from '../../protocols/bridge/schema.ts'
 import type { Storage, Sublevel } from '../../node/storage.ts'
 import type { BridgeEngine, JoinCommand } from './engine.ts'
 
@@ -9,8 +9,8 @@ import type { BridgeEngine, JoinCommand } from './engine.ts'
 const VIEW_TIMEOUT_MS = 20_000
 /** what a bridged node gets to hand its work back when its allocation ends */
 export const DEFAULT_DRAIN_MS = 20_000
-/** a Slurm node leaves after this long without work unless told otherwise; a Dask node stays with its worker */
-export const DEFAULT_SLURM_IDLE_MS = 120_000
+/** a Slurm, Ray or Kubernetes node leaves after this long without work unless told otherwise (its slot costs); a Dask node stays with its worker */
+export const DEFAULT_IDLE_MS = 120_000
 
 export class BridgeError extends Error {
   override name = 'BridgeError'
@@ -22,10 +22,22 @@ export class BridgeError extends Error {
   }
 }
 
+/**
+ * Why a burst must not start, or undefined: a `maxCost` is honoured only
+ * against an estimate (`zp submit --prices` stamps one), and an estimate
+ * above it stops the burst before anything is spent.
+ */
+export function burstRefusal (burst: Burst): string | undefined {
+  if (burst.maxCost == null) return undefined
+  if (burst.estimate == null) return `it has maxCost ${burst.maxCost} but no cost estimate; submit it with 'zp submit FILE --prices prices.yaml' so its cost is estimated first`
+  if (burst.estimate.cost > burst.maxCost) return `its estimated cost ${burst.estimate.cost.toFixed(2)} ${burst.estimate.currency} exceeds maxCost ${burst.maxCost}; raise maxCost or burst fewer nodes`
+  return undefined
+}
+
 export interface BridgeRegistryInit {
   storage: Storage
   log: Logger
-  engines: { slurm: BridgeEngine<SlurmUp>, dask: BridgeEngine<DaskUp> }
+  engines: { [E in Engine]: BridgeEngine<EngineOptions[E]> }
   /** the mesh as this node sees it: bridged nodes carry the label zp.bridge=<allocation id> */
   peers: () => Promise<PeerView[]>
   /** the zp-node command the engines start, without the bootstrap addresses */
@@ -35,8 +47,6 @@ export interface BridgeRegistryInit {
   /** this node's pre-shared key file, used when an allocation names none */
   pskFile?: string
 }
-
-type UpOptions = { engine: 'slurm', options: SlurmUp } | { engine: 'dask', options: DaskUp }
 
 /**
  * Every bridge allocation this node made, kept in LevelDB so a node that
@@ -57,16 +67,15 @@ export class BridgeRegistry {
     this.#log = init.log.child({ component: 'bridges' })
   }
 
-  async up (req: UpOptions & { bootstrap?: string[], campaignId?: string }, signal: AbortSignal): Promise<Allocation> {
+  async up (req: EngineUp & { bootstrap?: string[], campaignId?: string }, signal: AbortSignal): Promise<Allocation> {
     const bootstrap = req.bootstrap != null && req.bootstrap.length > 0 ? req.bootstrap : this.#init.announced()
     if (bootstrap.length === 0) throw new BridgeError('this node announces no address for bridged nodes to join through; start it with --announce /ip4/<address the cluster can reach>/tcp/<port>, or pass --bootstrap ADDR', 400)
     const pskFile = req.options.pskFile ?? this.#init.pskFile
     // 0: never leave for want of work
-    const idle = req.options.idleMs ?? (req.engine === 'slurm' ? DEFAULT_SLURM_IDLE_MS : undefined)
+    const idle = req.options.idleMs ?? (req.engine === 'dask' ? undefined : DEFAULT_IDLE_MS)
     const idleMs = idle === 0 ? undefined : idle
     const join: JoinCommand = { argv: this.#init.nodeArgv, bootstrap, drainMs: DEFAULT_DRAIN_MS, ...(pskFile != null ? { pskFile } : {}), ...(idleMs != null ? { idleMs } : {}) }
-    const engine = this.#engine(req.engine)
-    const { id, engineId, requested } = await (engine as BridgeEngine<typeof req.options>).up(req.options, join, signal)
+    const { id, engineId, requested } = await this.#engine(req.engine).up(req.options, join, signal)
     const alloc: Allocation = {
       id,
       engine: req.engine,
@@ -120,10 +129,13 @@ export class BridgeRegistry {
     this.#bursting.add(campaignId)
     try {
       const have = new Set((await this.#all()).filter(a => a.campaignId === campaignId).map(a => a.engine))
-      const wanted: UpOptions[] = [
-        ...(burst.slurm != null ? [{ engine: 'slurm' as const, options: burst.slurm }] : []),
-        ...(burst.dask != null ? [{ engine: 'dask' as const, options: burst.dask }] : [])
-      ]
+      const wanted = ENGINES.flatMap(engine => burst[engine] != null ? [{ engine, options: burst[engine] } as EngineUp] : [])
+      if (wanted.length === 0) return
+      const refused = burstRefusal(burst)
+      if (refused != null) {
+        this.#log.error({ campaign: campaignId }, `campaign burst not started: ${refused}; the campaign runs on the nodes already in the mesh`)
+        return
+      }
       for (const req of wanted) {
         if (have.has(req.engine)) continue
         try {
@@ -147,8 +159,8 @@ export class BridgeRegistry {
     }
   }
 
-  #engine (engine: Engine): BridgeEngine<SlurmUp> | BridgeEngine<DaskUp> {
-    return this.#init.engines[engine]
+  #engine (engine: Engine): BridgeEngine<EngineOptions[Engine]> {
+    return this.#init.engines[engine] as BridgeEngine<EngineOptions[Engine]>
   }
 
   async #refresh (alloc: Allocation, peers: PeerView[], signal: AbortSignal): Promise<Allocation> {

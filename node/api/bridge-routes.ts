@@ -1,7 +1,7 @@
 import type { Hono } from 'hono'
 import { z } from 'zod'
 import { summarizeIssues } from '../../protocols/common/validate.ts'
-import { DaskUpSchema, SlurmUpSchema, type Allocation } from '../../protocols/bridge/schema.ts'
+import { DaskUpSchema, K8sUpSchema, RayUpSchema, SlurmUpSchema, type Allocation } from '../../protocols/bridge/schema.ts'
 import type { BridgeRegistry } from '../../bootstrap/bridge/registry.ts'
 
 /** how long a bridge call may take (sbatch, the Dask driver starting a node on every worker, scancel and the drain) */
@@ -11,11 +11,13 @@ const Bootstrap = z.array(z.string().min(1).max(1024)).max(16).optional()
 
 export const BridgeUpBodySchema = z.discriminatedUnion('engine', [
   z.object({ engine: z.literal('slurm'), options: SlurmUpSchema, bootstrap: Bootstrap }).strict(),
-  z.object({ engine: z.literal('dask'), options: DaskUpSchema, bootstrap: Bootstrap }).strict()
-], { message: 'expected {"engine": "slurm" | "dask", "options": {...}}' })
+  z.object({ engine: z.literal('dask'), options: DaskUpSchema, bootstrap: Bootstrap }).strict(),
+  z.object({ engine: z.literal('ray'), options: RayUpSchema, bootstrap: Bootstrap }).strict(),
+  z.object({ engine: z.literal('k8s'), options: K8sUpSchema, bootstrap: Bootstrap }).strict()
+], { message: 'expected {"engine": "slurm" | "dask" | "ray" | "k8s", "options": {...}}' })
 export type BridgeUpBody = z.infer<typeof BridgeUpBodySchema>
 
-/** `zp bridge …`: allocations of Slurm and Dask capacity that become mesh nodes. */
+/** `zp bridge …`: allocations of Slurm, Dask, Ray and Kubernetes capacity that become mesh nodes. */
 export function bridgeRoutes (bridges: BridgeRegistry) {
   return (app: Hono): void => {
     app.post('/v1/bridges', async c => {
@@ -45,12 +47,14 @@ export function bridgeRoutes (bridges: BridgeRegistry) {
   }
 }
 
-/** The engine's own errors (SlurmError, DaskError: cause and fix in the message) are 502; an unknown allocation 404. */
+const ENGINE_ERRORS = new Set(['SlurmError', 'DaskError', 'ManifestError', 'RayError', 'K8sError'])
+
+/** The engine's own errors (SlurmError, DaskError, RayError, K8sError: cause and fix in the message) are 502; an unknown allocation 404. */
 function failed (c: { json: (body: unknown, status: 400 | 404 | 502) => Response }, err: unknown): Response {
   const e = err as Error & { status?: number }
   if (e.name === 'BridgeError' && (e.status === 400 || e.status === 404 || e.status === 502)) {
     return c.json({ error: e.status === 404 ? 'not_found' : e.status === 400 ? 'invalid_request' : 'engine_error', message: e.message }, e.status)
   }
-  if (e.name === 'SlurmError' || e.name === 'DaskError' || e.name === 'ManifestError') return c.json({ error: 'engine_error', message: e.message }, 502)
+  if (ENGINE_ERRORS.has(e.name)) return c.json({ error: 'engine_error', message: e.message }, 502)
   throw err
 }

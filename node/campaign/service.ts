@@ -19,6 +19,7 @@ import { OFFER_TTL_MS, type BlobAccess } from '../blobs/access.ts'
 import type { BlobGc } from '../blobs/gc.ts'
 import { Intake } from '../blobs/intake.ts'
 import type { BlobService } from '../blobs/service.ts'
+import { burstRefusal } from '../../bootstrap/bridge/registry.ts'
 import type { Storage } from '../storage.ts'
 import type { ExportFormat } from './export.ts'
 import { campaignReferences } from './blob-refs.ts'
@@ -237,11 +238,18 @@ export class CampaignService implements CampaignApi {
 
   /** `zp submit --burst slurm:4` adds to the file's burst; `--on slurm` makes it detached (checked here: nothing is stored if Slurm or the shared dir is not usable). */
   async #withBridges (spec: CampaignSpec, body: SubmitBody): Promise<CampaignSpec> {
-    if (body.burst == null && body.detached == null) return spec
+    if (body.burst == null && body.detached == null) {
+      // a file's burst with a maxCost and nothing estimated: refused now, not silently skipped when it starts
+      const refused = spec.burst != null ? burstRefusal(spec.burst) : undefined
+      if (refused != null) throw new CampaignFileError(`the campaign's burst: ${refused}`)
+      return spec
+    }
     const bridges = this.#init.bridges
     if (bridges == null) throw new CampaignFileError('this node runs without bridges; burst and --on slurm need a node started by zp-node')
     let out = spec
     if (body.burst != null) out = { ...out, burst: { ...out.burst, ...body.burst } }
+    const refused = out.burst != null ? burstRefusal(out.burst) : undefined
+    if (refused != null) throw new CampaignFileError(`the campaign's burst: ${refused}`)
     if (body.detached != null) {
       const detached = { ...body.detached, sharedDir: body.detached.sharedDir ?? bridges.defaultSharedDir }
       await bridges.checkDetached(detached, AbortSignal.timeout(30_000))

@@ -148,15 +148,18 @@ export function exitCodeOf (state: string): number {
   return state === 'SUCCEEDED' ? 0 : 1
 }
 
-/** `--burst slurm:4`, `--burst dask:tcp://…`, `--on slurm …` as the submit body's burst and detached. */
+/** `--burst slurm:4`, `dask:tcp://…`, `ray:4@http://…`, `k8s:4@IMAGE`, `--on slurm …` as the submit body's burst and detached. */
 export function submitExtras (flags: Record<string, unknown>): { burst?: Burst, detached?: Omit<Detached, 'sharedDir'> & { sharedDir?: string } } {
   const burst: Burst = {}
   for (const b of (flags.burst as string[] | undefined) ?? []) {
     const [engine, ...rest] = b.split(':')
     const what = rest.join(':')
+    const [, n, where] = /^([1-9]\d*)@(\S+)$/.exec(what) ?? []
     if (engine === 'slurm' && /^[1-9]\d*$/.test(what)) burst.slurm = { nodes: Number(what) }
     else if (engine === 'dask' && /^(tcp|tls|ws|wss):\/\/\S+$/.test(what)) burst.dask = { scheduler: what }
-    else throw new UsageError(`--burst takes slurm:N (e.g. slurm:4) or dask:SCHEDULER (e.g. dask:tcp://10.0.0.5:8786), got '${b}'`)
+    else if (engine === 'ray' && where != null && /^https?:\/\//.test(where)) burst.ray = { nodes: Number(n), address: where }
+    else if (engine === 'k8s' && where != null) burst.k8s = { nodes: Number(n), image: where }
+    else throw new UsageError(`--burst takes slurm:N (e.g. slurm:4), dask:SCHEDULER (e.g. dask:tcp://10.0.0.5:8786), ray:N@DASHBOARD (e.g. ray:4@http://10.0.0.5:8265) or k8s:N@IMAGE (e.g. k8s:4@ghcr.io/lab/zp-node:0.1.0), got '${b}'`)
   }
   if (flags.on == null && (flags.arrayLimit != null || flags.sharedDir != null)) throw new UsageError('--array-limit and --shared-dir go with --on slurm')
   const detached = flags.on === 'slurm'
@@ -173,7 +176,7 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
   target(program.command('submit').argument('<file>', 'campaign file (YAML or JSON)').description('submit a campaign to the node; prints its id'))
     .option('--wait', 'follow it to the end with a progress bar; exit non-zero unless it succeeds')
     .option('--json', 'print the status as JSON')
-    .option('--burst <engine:what>', 'bring capacity up while it runs: slurm:N (N array tasks) or dask:tcp://HOST:PORT; released when it ends', collect)
+    .option('--burst <engine:what>', 'bring capacity up while it runs: slurm:N, dask:tcp://HOST:PORT, ray:N@http://HEAD:8265 or k8s:N@IMAGE; released when it ends', collect)
     .addOption(new Option('--on <engine>', 'run the shards as Slurm array tasks that never join the mesh (compute nodes without network)').choices(['slurm']))
     .option('--array-limit <m>', 'with --on slurm: array tasks running at once (sbatch --array=…%M)', positiveInt('--array-limit'))
     .option('--shared-dir <dir>', 'with --on slurm: a folder this node and the compute nodes share (default $ZP_SHARED_DIR or <data-dir>/detached)')

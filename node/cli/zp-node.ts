@@ -11,7 +11,7 @@ import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
 import { createLogger } from '../logger.ts'
 import { DEFAULT_API, DEFAULT_LISTEN, VERSION, ZpNode, type NodeOptions } from '../node.ts'
 import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
-import { generatePskFile, loadPsk } from '../psk.ts'
+import { generatePskFile, loadPsk, loadPskEnv } from '../psk.ts'
 import { runDemo } from './demo.ts'
 import { UsageError, collect, durationFlag, exitWithError, positiveInt } from './errors.ts'
 import { labelFlag } from './label-flags.ts'
@@ -25,6 +25,7 @@ interface NodeFlags {
   api: string | false
   name?: string
   psk?: string
+  pskEnv?: string
   trust?: string[]
   trustBootstrap: boolean
   trustMesh?: boolean
@@ -54,6 +55,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--no-api', 'run without the control API')
     .option('--name <name>', 'name shown in peer tables and logs (default: host name)')
     .option('--psk <file>', 'pre-shared key file: only nodes with the same key can connect (zp-node psk generate)')
+    .option('--psk-env <var>', 'the pre-shared key\'s text in this environment variable instead of a file (a Kubernetes Secret)')
     .option('--trust <peerId>', 'peer whose coordinators may use this node, repeatable', collect)
     .option('--no-trust-bootstrap', 'do not trust the peer this node joined through')
     .option('--trust-mesh', 'trust every peer of the mesh, so a campaign submitted on any node may use this one (use with --psk)')
@@ -109,7 +111,8 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
   checkLivenessFlags(timings)
   const bootstrapAddrs = bootstrap.map(parseBootstrap)
   const api = flags.api === false ? false : flags.api != null ? parseApiAddress(flags.api) : DEFAULT_API
-  const psk = flags.psk != null ? await loadPsk(flags.psk) : undefined
+  if (flags.psk != null && flags.pskEnv != null) throw new UsageError('give the pre-shared key once: --psk FILE or --psk-env VAR, not both')
+  const psk = flags.psk != null ? await loadPsk(flags.psk) : flags.pskEnv != null ? loadPskEnv(flags.pskEnv) : undefined
   const dataDir = resolveDataDir(flags.dataDir)
   return {
     dataDir,

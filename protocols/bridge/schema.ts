@@ -21,7 +21,7 @@ export type Labels = z.infer<typeof LabelsSchema>
 export const BRIDGE_LABEL = 'bridge'
 export const ALLOCATION_LABEL = 'zp.bridge'
 
-export const ENGINES = ['slurm', 'dask'] as const
+export const ENGINES = ['slurm', 'dask', 'ray', 'k8s'] as const
 export const EngineSchema = z.enum(ENGINES)
 export type Engine = z.infer<typeof EngineSchema>
 
@@ -61,12 +61,82 @@ export const DaskUpSchema = z.object({
 }).strict()
 export type DaskUp = z.infer<typeof DaskUpSchema>
 
+const Idle = z.number().int().min(0).max(30 * 86_400_000).optional()
+const PskFile = z.string().min(1).max(4096).optional()
+
+/** `zp bridge ray up`, and `burst: { ray: … }` in a campaign: one Ray job whose tasks each run a zp-node join */
+export const RayUpSchema = z.object({
+  /** the Ray dashboard (Jobs REST API), http://HEAD:8265 */
+  address: z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, { message: 'the Ray dashboard address, such as http://10.0.0.5:8265' }),
+  nodes: z.number().int().min(1).max(10_000),
+  /** CPUs each node's Ray task asks for (it offers as many work slots; default 1) */
+  numCpus: z.number().positive().max(4096).optional(),
+  numGpus: z.number().nonnegative().max(64).optional(),
+  /** custom Ray resources each task asks for, e.g. {"accelerator_type:A100": 1} */
+  resources: z.record(z.string().min(1).max(128), z.number().nonnegative()).optional(),
+  /** the Python on the Ray head that runs the launcher (default python3) */
+  python: z.string().min(1).max(4096).regex(/^[^\s'"\\]+$/, { message: 'a path without spaces or quotes' }).optional(),
+  idleMs: Idle,
+  pskFile: PskFile
+}).strict()
+export type RayUp = z.infer<typeof RayUpSchema>
+
+/** a Kubernetes resource quantity: 500m, 2, 4Gi, 1.5 */
+const Quantity = z.string().regex(/^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/, { message: 'a Kubernetes quantity such as 500m, 2, 4Gi' })
+const DnsLabel = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, { message: 'a DNS label: lower case letters, digits and "-"' })
+
+/** `zp bridge k8s up`, and `burst: { k8s: … }` in a campaign: one Indexed Job whose pods each run a zp-node join */
+export const K8sUpSchema = z.object({
+  nodes: z.number().int().min(1).max(10_000),
+  /** a container image with zp-node on its PATH (deploy/container/Containerfile) */
+  image: z.string().min(1).max(512).regex(/^[^\s]+$/, { message: 'an image reference such as ghcr.io/lab/zp-node:0.1.0' }),
+  namespace: DnsLabel.optional(),
+  /** GPUs per pod (requests = limits of the GPU resource) */
+  gpus: z.number().int().min(0).max(64).optional(),
+  /** the extended resource GPUs are asked for as (default nvidia.com/gpu; amd.com/gpu, gpu.intel.com/i915 …) */
+  gpuResource: z.string().regex(/^[a-z0-9.-]+\/[a-z0-9._-]+$/, { message: 'an extended resource name such as nvidia.com/gpu' }).optional(),
+  /** CPU per pod (request and limit; the node offers ceil(cpu) work slots) */
+  cpu: Quantity.optional(),
+  memory: Quantity.optional(),
+  /** kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account) */
+  kubeconfig: z.string().min(1).max(4096).optional(),
+  context: z.string().min(1).max(253).optional(),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+  nodeSelector: z.record(z.string().min(1).max(317), z.string().max(63)).optional(),
+  serviceAccount: DnsLabel.optional(),
+  idleMs: Idle,
+  pskFile: PskFile
+}).strict()
+export type K8sUp = z.infer<typeof K8sUpSchema>
+
+/** What `zp submit --prices` estimated a burst to cost, stamped into the spec so the node can hold it to maxCost. */
+export const BurstEstimateSchema = z.object({
+  cost: z.number().nonnegative(),
+  /** ISO 4217 code or whatever the price table names (USD, EUR) */
+  currency: z.string().min(1).max(8),
+  coreHours: z.number().nonnegative(),
+  gpuHours: z.number().nonnegative(),
+  /** expected hours the burst runs */
+  hours: z.number().nonnegative()
+}).strict()
+export type BurstEstimate = z.infer<typeof BurstEstimateSchema>
+
 /** Capacity a campaign brings up when it starts and releases when it ends. */
 export const BurstSchema = z.object({
   slurm: SlurmUpSchema.optional(),
-  dask: DaskUpSchema.optional()
+  dask: DaskUpSchema.optional(),
+  ray: RayUpSchema.optional(),
+  k8s: K8sUpSchema.optional(),
+  /** the most the burst may cost (in the price table's currency): a burst whose estimate exceeds it is not started */
+  maxCost: z.number().positive().optional(),
+  estimate: BurstEstimateSchema.optional()
 }).strict()
 export type Burst = z.infer<typeof BurstSchema>
+
+/** Each engine's `up` options. */
+export interface EngineOptions { slurm: SlurmUp, dask: DaskUp, ray: RayUp, k8s: K8sUp }
+/** A bring-up request for one engine. */
+export type EngineUp = { [E in Engine]: { engine: E, options: EngineOptions[E] } }[Engine]
 
 /** `zp submit --on slurm`: shards run as Slurm array tasks that never talk to the mesh. */
 export const DetachedSchema = z.object({
@@ -90,7 +160,7 @@ export interface EngineView {
   state: AllocationState
   /** the engine's reason (squeue %r, sacct state, scheduler unreachable …) */
   reason?: string
-  /** nodes asked for (Slurm: array tasks; Dask: workers) */
+  /** nodes asked for (Slurm: array tasks; Dask: workers; Ray: tasks; Kubernetes: Job indexes) */
   requested: number
   /** of those, running now */
   running: number
@@ -98,10 +168,10 @@ export interface EngineView {
 
 /** A bridge allocation as the registry keeps it (LevelDB) and `zp bridge list --json` shows it. */
 export const AllocationSchema = z.object({
-  /** slurm-<job id> or dask-<random> */
-  id: z.string().regex(/^(slurm|dask)-[A-Za-z0-9_-]{1,64}$/),
+  /** slurm-<job id>, dask-<random>, ray-<random>, k8s-<random> */
+  id: z.string().regex(/^(slurm|dask|ray|k8s)-[A-Za-z0-9_-]{1,64}$/),
   engine: EngineSchema,
-  /** the engine's own handle: the Slurm job id, the Dask plugin name */
+  /** the engine's own handle: the Slurm job id, the Dask plugin name, the Ray submission id, <namespace>/<Job name> */
   engineId: z.string().min(1).max(256),
   state: AllocationStateSchema,
   reason: z.string().max(2000).optional(),
@@ -112,7 +182,7 @@ export const AllocationSchema = z.object({
   /** the campaign that brought it up (burst), released when that campaign ends */
   campaignId: z.string().optional(),
   bootstrap: z.array(z.string()),
-  options: z.union([SlurmUpSchema, DaskUpSchema]),
+  options: z.union([SlurmUpSchema, DaskUpSchema, RayUpSchema, K8sUpSchema]),
   createdAt: z.number(),
   endedAt: z.number().optional()
 })
