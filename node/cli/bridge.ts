@@ -4,7 +4,7 @@ import type { Command } from 'commander'
 import type { Allocation, DaskUp, K8sUp, RayUp, SlurmUp } from '../../protocols/bridge/schema.ts'
 import type { ApiClient } from '../api/client.ts'
 import type { BridgeUpBody } from '../api/bridge-routes.ts'
-import { collect, durationFlag, positiveInt, UsageError } from './errors.ts'
+import { collect, durationFlag, positiveInt, positiveNumber, UsageError } from './errors.ts'
 import { ago } from './format.ts'
 
 /** bridge calls wait for the engine (sbatch, the Dask driver, scancel and the nodes' drain) */
@@ -19,15 +19,6 @@ interface UpFlags {
 
 function common (flags: UpFlags): { pskFile?: string, idleMs?: number } {
   return { ...(flags.psk != null ? { pskFile: resolve(flags.psk) } : {}), ...(flags.idle != null ? { idleMs: flags.idle } : {}) }
-}
-
-/** `--num-cpus 0.5`: a positive number */
-function positiveNumber (flag: string) {
-  return (value: string): number => {
-    const n = Number(value)
-    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} takes a positive number, got '${value}'`)
-    return n
-  }
 }
 
 /** `--resources '{"accelerator_type:A100": 1}'`: a JSON object of numbers */

@@ -10,7 +10,7 @@ import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
-import { UsageError, collect, positiveInt } from './errors.ts'
+import { UsageError, collect, positiveInt, positiveNumber } from './errors.ts'
 import { ago, shortPeerId } from './format.ts'
 
 export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED'])
@@ -148,9 +148,11 @@ export function exitCodeOf (state: string): number {
   return state === 'SUCCEEDED' ? 0 : 1
 }
 
-/** `--burst slurm:4`, `dask:tcp://…`, `ray:4@http://…`, `k8s:4@IMAGE`, `--on slurm …` as the submit body's burst and detached. */
-export function submitExtras (flags: Record<string, unknown>): { burst?: Burst, detached?: Omit<Detached, 'sharedDir'> & { sharedDir?: string } } {
-  const burst: Burst = {}
+export interface SubmitExtras { burst?: Burst, detached?: Omit<Detached, 'sharedDir'> & { sharedDir?: string } }
+
+/** `--burst slurm:4`, `dask:tcp://…`, `ray:4@http://…`, `k8s:4@IMAGE`, `--max-cost N`, `--on slurm …` as the submit body's burst and detached. */
+export function submitExtras (flags: Record<string, unknown>): SubmitExtras {
+  const burst: Burst = flags.maxCost != null ? { maxCost: flags.maxCost as number } : {}
   for (const b of (flags.burst as string[] | undefined) ?? []) {
     const [engine, ...rest] = b.split(':')
     const what = rest.join(':')
@@ -180,10 +182,20 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
     .addOption(new Option('--on <engine>', 'run the shards as Slurm array tasks that never join the mesh (compute nodes without network)').choices(['slurm']))
     .option('--array-limit <m>', 'with --on slurm: array tasks running at once (sbatch --array=…%M)', positiveInt('--array-limit'))
     .option('--shared-dir <dir>', 'with --on slurm: a folder this node and the compute nodes share (default $ZP_SHARED_DIR or <data-dir>/detached)')
+    .option('--dry-run', 'submit nothing: validate, time a few shards here, print core-hours, GPU-hours, finish time and (with --prices) cost')
+    .option('--calibrate <k>', 'shards to time here for --dry-run or --prices (default 3)', positiveInt('--calibrate'))
+    .option('--prices <file>', 'price table (see examples/prices.yaml): estimate the cost, hold the burst to its maxCost and stamp the estimate into it')
+    .option('--max-cost <n>', 'the most the burst may cost, in the price table\'s currency (needs --prices)', positiveNumber('--max-cost'))
+    .option('--exec-config <file>', 'exec workloads, with --dry-run or --prices: the template file to time shards with (zp-node --exec-config\'s format)')
     .action(async (file: string, flags: Record<string, unknown>) => {
+      if (flags.dryRun === true) {
+        await (await import('./dry-run.ts')).dryRun(file, submitExtras(flags), flags, async () => await client(flags))
+        return
+      }
       // the node validates (and reads the files once, into its blob store); a bad file comes back as a 400 naming the field
       const api = await client(flags)
-      const body = { file: resolve(file), ...submitExtras(flags) }
+      const extras = typeof flags.prices === 'string' ? await (await import('./dry-run.ts')).withCostEstimate(file, submitExtras(flags), { ...flags, prices: flags.prices }, api) : submitExtras(flags)
+      const body = { file: resolve(file), ...extras }
       const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body, timeoutMs: 120_000 })
       if (flags.wait !== true) {
         process.stdout.write(flags.json === true ? JSON.stringify(submitted, null, 2) + '\n' : `${submitted.id}\n`)

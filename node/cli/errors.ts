@@ -34,6 +34,15 @@ export function positiveInt (flag: string) {
   }
 }
 
+/** `--max-cost 2.5`: a positive number */
+export function positiveNumber (flag: string) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} takes a positive number, got '${value}'`)
+    return n
+  }
+}
+
 export function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }

@@ -133,7 +133,7 @@ async function run (dir: string, manifest: Manifest, task: Task, flags: RunShard
 }
 
 /** An exec workload's template, from --exec-config: the command line never comes from the manifest. */
-async function templates (workload: Manifest['workload'], file: string | undefined, label: string): Promise<ExecTemplates> {
+export async function templates (workload: Manifest['workload'], file: string | undefined, label: string): Promise<ExecTemplates> {
   if (workload.kind !== 'exec') return {}
   const name = workload.command
   if (file == null) {
@@ -160,7 +160,7 @@ async function templates (workload: Manifest['workload'], file: string | undefin
  * process, about 0.2 s on a CPU node, against a fixed cpu-only report that
  * would leave a GPU partition's GPUs idle.
  */
-async function probe (log: Logger, signal: AbortSignal): Promise<CapabilityReport> {
+export async function probe (log: Logger, signal: AbortSignal): Promise<CapabilityReport> {
   const started = performance.now()
   const capabilities = await probeOnnx({ timeoutMs: PROBE_TIMEOUT_MS, signal, logger: log })
   const durationMs = Math.round(performance.now() - started)
@@ -169,7 +169,7 @@ async function probe (log: Logger, signal: AbortSignal): Promise<CapabilityRepor
 }
 
 /** Closes the runners' threads; one stuck in native code is left to the process exit. */
-async function closeRunners (runners: Runners): Promise<void> {
+export async function closeRunners (runners: Runners): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined
   await Promise.race([
     Promise.all(Object.values(runners).map(async r => { await r.close() })),
