@@ -70,11 +70,16 @@ export class BootstrapJoin {
         }
       }
     }
-    let conn: Connection
+    let conn: Connection | 'self'
     try {
       conn = await joinMesh(dialer, addr, { signal, log, explain: (err) => explainDialError(err, psk) })
     } catch (err) {
       if (!signal.aborted) log.error({ err: describeError(err) }, 'joining the mesh failed')
+      return
+    }
+    if (conn === 'self') {
+      // this node is (one of) the bootstrap(s): the others reach it; it waits for no one
+      this.#pending.delete(addr.toString())
       return
     }
     this.#pending.clear()

@@ -2,12 +2,36 @@ import { describe, it, expect, afterEach } from 'vitest'
 import { multiaddr } from '@multiformats/multiaddr'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createMeshLibp2p } from '../../node/libp2p.ts'
+import { createServer } from 'node:net'
 import { createMesh, waitForPeers, type Mesh } from './harness.ts'
+import { waitFor } from '../helpers.ts'
+
+/** a loopback port nobody listens on now (for an address a node must know before it starts) */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  return port
+}
 
 let mesh: Mesh | undefined
 afterEach(async () => { await mesh?.stop(); mesh = undefined })
 
 describe('membership over real libp2p (in-process)', () => {
+  it('a node whose bootstrap address is its own (pod 0 of a StatefulSet) stops dialling itself and is healthy; others join through it', async () => {
+    mesh = await createMesh()
+    const port = await freePort()
+    const shared = multiaddr(`/ip4/127.0.0.1/tcp/${port}`)
+    const a = await mesh.start({ name: 'a', listen: [shared.toString()], bootstrap: [shared] })
+    // without the fix it retries 'Can not dial self' forever and /v1/health says joining
+    await waitFor(() => a.joining().length === 0, { what: 'a to give up dialling itself' })
+    const b = await mesh.start({ name: 'b', bootstrap: [shared] })
+    await waitFor(() => b.joining().length === 0, { what: 'b to join through a' })
+    await waitForPeers(a, [b])
+    await waitForPeers(b, [a])
+  })
+
   it('three nodes joined as a chain all see each other with capabilities', async () => {
     mesh = await createMesh()
     const a = await mesh.start({ name: 'a' })
