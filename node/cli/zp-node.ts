@@ -42,6 +42,7 @@ interface NodeFlags {
   deadAfterMs?: number
   drainTimeoutMs?: number
   exitWhenIdle?: number
+  signalExitCode?: number
   logLevel?: string
   logFile?: string
 }
@@ -72,6 +73,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--dead-after-ms <ms>', 'silence before a peer is DEAD (default 8000)', positiveInt('--dead-after-ms'))
     .option('--drain-timeout-ms <ms>', 'on SIGTERM, how long running work may take before the node stops anyway (default 60000)', positiveInt('--drain-timeout-ms'))
     .option('--exit-when-idle <duration>', 'drain and exit 0 once the node has had no shard, no unfinished campaign and no replica of one for this long: 30s, 2m, or ms', durationFlag('--exit-when-idle'))
+    .option('--signal-exit-code <code>', 'exit code after a drain that SIGTERM/SIGINT started (default 0); Kubernetes Job pods use 143, so a deleted or evicted pod is replaced rather than its index counted complete', positiveInt('--signal-exit-code'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
     .option('--log-file <file>', 'JSON log file (default <data-dir>/logs/node.log)')
 }
@@ -146,7 +148,7 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
  * drains (peers see DRAINING, running work finishes or is handed back), a
  * second one stops at once.
  */
-async function runNode (opts: NodeOptions): Promise<void> {
+async function runNode (opts: NodeOptions, signalExitCode = 0): Promise<void> {
   const node = await ZpNode.start(opts)
   let signals = 0
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -165,8 +167,10 @@ async function runNode (opts: NodeOptions): Promise<void> {
   process.on('SIGTERM', onSignal)
   await node.stopped
   node.log.flush()
+  // a drain a signal started is told apart from an idle exit where asked (a Kubernetes Job replaces the pod)
+  process.exitCode = signals > 0 ? signalExitCode : 0
   // libp2p can leave sockets half-closed for a while; the node is done
-  setTimeout(() => process.exit(0), 100).unref()
+  setTimeout(() => process.exit(), 100).unref()
 }
 
 export function buildProgram (): Command {
@@ -177,11 +181,11 @@ export function buildProgram (): Command {
     .showHelpAfterError('(zp-node --help lists the commands)')
 
   nodeOptions(program.command('start').description('run a node in the foreground (first node of a mesh, or rejoin known peers)'))
-    .action(async (flags: NodeFlags) => { await runNode(await toNodeOptions(flags, [])) })
+    .action(async (flags: NodeFlags) => { await runNode(await toNodeOptions(flags, []), flags.signalExitCode) })
 
   nodeOptions(program.command('join').argument('<bootstrap...>', 'multiaddr or host:port of a node already in the mesh')
     .description('run a node that joins the mesh through a bootstrap peer (retries until it answers)'))
-    .action(async (bootstrap: string[], flags: NodeFlags) => { await runNode(await toNodeOptions(flags, bootstrap)) })
+    .action(async (bootstrap: string[], flags: NodeFlags) => { await runNode(await toNodeOptions(flags, bootstrap), flags.signalExitCode) })
 
   program.command('id').description('print this node\'s peer ID (creating the identity on first use)')
     .option('--data-dir <dir>', 'data dir (default $ZP_DATA_DIR or ~/.zp)')
