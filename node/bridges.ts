@@ -43,6 +43,8 @@ export interface NodeBridgesInit {
   peers: () => Promise<PeerView[]>
   announced: () => string[]
   pskFile?: string
+  /** the key's text when the node read it from --psk-env */
+  pskText?: string
 }
 
 /** A node's bridges: the allocation registry (zp bridge …), and what detached campaigns need (Slurm, the shared dir). */
@@ -64,7 +66,8 @@ export class NodeBridges {
       peers: init.peers,
       nodeArgv: this.argv,
       announced: init.announced,
-      ...(init.pskFile != null ? { pskFile: init.pskFile } : {})
+      ...(init.pskFile != null ? { pskFile: init.pskFile } : {}),
+      ...(init.pskText != null ? { pskText: init.pskText } : {})
     })
   }
 

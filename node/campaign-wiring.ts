@@ -19,7 +19,8 @@ export function openCampaigns (node: ZpNode, opts: NodeOptions, own: { access: B
     dataDir: node.dataDir,
     peers: async () => await node.peers(),
     announced: () => node.multiaddrs(),
-    ...(opts.pskFile != null ? { pskFile: opts.pskFile } : {})
+    ...(opts.pskFile != null ? { pskFile: opts.pskFile } : {}),
+    ...(opts.pskFile == null && node.psk != null ? { pskText: new TextDecoder().decode(node.psk.bytes) } : {})
   })
   const campaigns = new CampaignService({
     self: node.peerId,

@@ -8,6 +8,8 @@ export interface JoinCommand {
   bootstrap: string[]
   /** pre-shared key file, at the same path where the nodes run */
   pskFile?: string
+  /** the key's text, where no file is named and this node holds its key from elsewhere (--psk-env): for engines that carry the text themselves (a Kubernetes Secret) */
+  pskText?: string
   /** a bridged node drains and exits after this long without work; undefined: it stays */
   idleMs?: number
   /** how long a node told to stop may take to hand its work back */

@@ -46,6 +46,8 @@ export interface BridgeRegistryInit {
   announced: () => string[]
   /** this node's pre-shared key file, used when an allocation names none */
   pskFile?: string
+  /** this node's key as text when it has no file (zp-node --psk-env) */
+  pskText?: string
 }
 
 /**
@@ -71,10 +73,13 @@ export class BridgeRegistry {
     const bootstrap = req.bootstrap != null && req.bootstrap.length > 0 ? req.bootstrap : this.#init.announced()
     if (bootstrap.length === 0) throw new BridgeError('this node announces no address for bridged nodes to join through; start it with --announce /ip4/<address the cluster can reach>/tcp/<port>, or pass --bootstrap ADDR', 400)
     const pskFile = req.options.pskFile ?? this.#init.pskFile
+    const pskText = pskFile == null ? this.#init.pskText : undefined
+    // only Kubernetes carries the key's text (a Secret); the others start nodes that read a file
+    if (pskText != null && req.engine !== 'k8s') throw new BridgeError(`this node holds its key from --psk-env, and ${req.engine} nodes read theirs from a file: pass --psk FILE naming the key at a path the cluster's machines share`, 400)
     // 0: never leave for want of work
     const idle = req.options.idleMs ?? (req.engine === 'dask' ? undefined : DEFAULT_IDLE_MS)
     const idleMs = idle === 0 ? undefined : idle
-    const join: JoinCommand = { argv: this.#init.nodeArgv, bootstrap, drainMs: DEFAULT_DRAIN_MS, ...(pskFile != null ? { pskFile } : {}), ...(idleMs != null ? { idleMs } : {}) }
+    const join: JoinCommand = { argv: this.#init.nodeArgv, bootstrap, drainMs: DEFAULT_DRAIN_MS, ...(pskFile != null ? { pskFile } : {}), ...(pskText != null ? { pskText } : {}), ...(idleMs != null ? { idleMs } : {}) }
     const { id, engineId, requested } = await this.#engine(req.engine).up(req.options, join, signal)
     const alloc: Allocation = {
       id,

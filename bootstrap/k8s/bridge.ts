@@ -74,7 +74,7 @@ export function k8sEngine (): BridgeEngine<K8sUp> {
     async up (options: K8sUp, join: JoinCommand, signal: AbortSignal): Promise<{ id: string, engineId: string, requested: number }> {
       const client = new K8sClient(options)
       // the key file's path means nothing in a pod: its text goes in a Secret
-      const psk = join.pskFile != null ? await pskText(join.pskFile) : undefined
+      const psk = join.pskFile != null ? await pskText(join.pskFile) : join.pskText
       let id = newId()
       try {
         await create(client, id, options, join, psk, signal)

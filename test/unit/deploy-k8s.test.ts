@@ -242,9 +242,6 @@ describe('deploy/k8s manifests', () => {
       const env = podSpec(w).containers[0].env.find((e: Json) => e.name === PSK_ENV)
       expect(env?.valueFrom?.secretKeyRef, w.kind).toEqual({ name: secret.metadata.name, key: PSK_KEY })
     }
-    // the same key as a file in the bootstrap pods, which `zp bridge k8s up --psk FILE` needs
-    const volume = podSpec(one('StatefulSet')).volumes.find((v: Json) => v.secret != null)
-    expect(volume.secret).toEqual({ secretName: secret.metadata.name, items: [{ key: PSK_KEY, path: 'psk' }], defaultMode: 0o440 })
   })
 
   it('pods run as the restricted Pod Security Standard asks, writing only to volumes', () => {
