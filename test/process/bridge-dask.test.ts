@@ -1,4 +1,4 @@
-import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,7 +7,8 @@ import type { LocalNode } from '../../bootstrap/local.ts'
 import type { Allocation } from '../../protocols/bridge/schema.ts'
 import { startDask, type DaskCluster } from '../clusters/dask.ts'
 import { tempDir, waitFor } from '../helpers.ts'
-import { createProcessMesh, runCli, type ProcessMesh } from './harness.ts'
+import { bridgeCli, processesWith } from './bridge-cli.ts'
+import { createProcessMesh, type ProcessMesh } from './harness.ts'
 
 /*
  * The Dask bridge against a real Dask 2022.12 cluster (a scheduler and two
@@ -26,34 +27,9 @@ let scratch: { path: string, remove: () => Promise<void> }
 let mesh: ProcessMesh
 let coord: LocalNode
 
-async function campaignFile (name: string, extra: Record<string, unknown>): Promise<string> {
-  const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({
-    name,
-    workload: { kind: 'module', module: './squares.mjs' },
-    shards: { iterations: { total: SHARDS * 3, perShard: 3, seed: 11 } },
-    ...extra
-  }))
-  return file
-}
-
-async function zp (args: string[], timeoutMs = 120_000): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await runCli('zp', [...args, '--data-dir', coord.dataDir], { timeoutMs })
-}
-
-async function status (id: string): Promise<CampaignStatus> {
-  return JSON.parse((await zp(['status', id, '--json'])).stdout) as CampaignStatus
-}
-
+const { campaignFile, zp, status } = bridgeCli({ dir: () => scratch.path, mesh: () => mesh, coord: () => coord, shards: SHARDS })
 /** pids of live processes whose environment carries the bridge's marker (what the plugin started, and their children) */
-async function bridgeProcesses (id: string): Promise<number[]> {
-  const found: number[] = []
-  for (const pid of (await readdir('/proc')).filter(p => /^\d+$/.test(p))) {
-    const env = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
-    if (env.split('\0').includes(`ZP_DASK_BRIDGE=${id}`)) found.push(Number(pid))
-  }
-  return found
-}
+const bridgeProcesses = async (id: string): Promise<number[]> => await processesWith({ env: `ZP_DASK_BRIDGE=${id}` })
 
 beforeAll(async () => {
   scratch = await tempDir('zp-bridge-dask-')

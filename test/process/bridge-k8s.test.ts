@@ -1,4 +1,4 @@
-import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node'
@@ -9,6 +9,7 @@ import type { PeerJson } from '../../node/api/routes.ts'
 import type { Allocation } from '../../protocols/bridge/schema.ts'
 import { startFakeK8s, type FakeK8s } from '../clusters/fake-k8s/index.ts'
 import { tempDir, waitFor } from '../helpers.ts'
+import { bridgeCli, processesWith } from './bridge-cli.ts'
 import { createProcessMesh, runCli, type ProcessMesh } from './harness.ts'
 
 /*
@@ -34,29 +35,6 @@ let mesh: ProcessMesh
 let coord: LocalNode
 let core: CoreV1Api
 
-async function campaignFile (name: string, extra: Record<string, unknown>): Promise<string> {
-  const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({
-    name,
-    workload: { kind: 'module', module: './squares.mjs' },
-    shards: { iterations: { total: SHARDS * 3, perShard: 3, seed: 11 } },
-    ...extra
-  }))
-  return file
-}
-
-async function zp (args: string[], timeoutMs = 150_000): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await runCli('zp', [...args, '--data-dir', coord.dataDir], { timeoutMs })
-}
-
-async function status (id: string): Promise<CampaignStatus> {
-  return JSON.parse((await zp(['status', id, '--json'])).stdout) as CampaignStatus
-}
-
-async function allocations (): Promise<Allocation[]> {
-  return JSON.parse((await zp(['bridge', 'list', '--json'])).stdout) as Allocation[]
-}
-
 async function up (args: string[]): Promise<Allocation> {
   const r = await zp(['bridge', 'k8s', 'up', '--image', IMAGE, '--kubeconfig', fake.kubeconfig, '--json', ...args])
   expect(r.code, r.stderr).toBe(0)
@@ -73,20 +51,6 @@ function podsOf (job: string): V1Pod[] {
 
 function indexOf (pod: V1Pod): string | undefined {
   return pod.metadata?.annotations?.['batch.kubernetes.io/job-completion-index']
-}
-
-/** pids of live processes started for an allocation (their command line carries zp.bridge=<id>) */
-async function bridgeProcesses (id: string): Promise<number[]> {
-  const found: number[] = []
-  for (const pid of (await readdir('/proc')).filter(p => /^\d+$/.test(p))) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '')
-    if (cmdline.split('\0').includes(`zp.bridge=${id}`)) found.push(Number(pid))
-  }
-  return found
-}
-
-async function bridged (id: string): Promise<PeerJson[]> {
-  return (await mesh.peers(coord)).filter(p => p.capabilities?.labels?.['zp.bridge'] === id)
 }
 
 async function alive (id: string, n: number, what: string): Promise<PeerJson[]> {
@@ -106,6 +70,10 @@ async function leftovers (alloc: Allocation): Promise<string[]> {
     ...fake.secrets(NS).filter(s => s.metadata?.name === `${job}-psk`).map(() => `Secret ${job}-psk`)
   ]
 }
+
+const { campaignFile, zp, status, allocations, bridgedPeers: bridged } = bridgeCli({ dir: () => scratch.path, mesh: () => mesh, coord: () => coord, shards: SHARDS, timeoutMs: 150_000 })
+/** pids of live processes started for an allocation (their command line carries zp.bridge=<id>) */
+const bridgeProcesses = async (id: string): Promise<number[]> => await processesWith({ arg: `zp.bridge=${id}` })
 
 beforeAll(async () => {
   scratch = await tempDir('zp-bridge-k8s-')

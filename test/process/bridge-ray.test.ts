@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,11 +7,11 @@ import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { LocalNode } from '../../bootstrap/local.ts'
 import { rayEngine } from '../../bootstrap/ray/bridge.ts'
 import { RayJobsClient } from '../../bootstrap/ray/client.ts'
-import type { PeerJson } from '../../node/api/routes.ts'
 import type { Allocation, RayUp } from '../../protocols/bridge/schema.ts'
 import { fakeRaySkip, startFakeRay, type FakeRay } from '../clusters/fake-ray/index.ts'
 import { tempDir, waitFor } from '../helpers.ts'
-import { createProcessMesh, runCli, type ProcessMesh } from './harness.ts'
+import { bridgeCli, processesWith } from './bridge-cli.ts'
+import { createProcessMesh, type ProcessMesh } from './harness.ts'
 
 /*
  * The Ray bridge against the test suite's fake Ray head (the Jobs REST API
@@ -36,53 +36,16 @@ let coord: LocalNode
 /** the squares campaign's export, run on the coordinator alone: what every bridged run must reproduce byte for byte */
 let reference: string
 
-async function campaignFile (name: string, extra: Record<string, unknown>): Promise<string> {
-  const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({
-    name,
-    workload: { kind: 'module', module: './squares.mjs' },
-    shards: { iterations: { total: SHARDS * 3, perShard: 3, seed: 11 } },
-    ...extra
-  }))
-  return file
-}
-
-async function zp (args: string[], timeoutMs = 120_000): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await runCli('zp', [...args, '--data-dir', coord.dataDir], { timeoutMs })
-}
-
-async function status (id: string): Promise<CampaignStatus> {
-  return JSON.parse((await zp(['status', id, '--json'])).stdout) as CampaignStatus
-}
-
-async function allocations (): Promise<Allocation[]> {
-  const r = await zp(['bridge', 'list', '--json'])
-  expect(r.code, r.stderr).toBe(0)
-  return JSON.parse(r.stdout) as Allocation[]
-}
-
-async function bridgedPeers (id: string): Promise<PeerJson[]> {
-  return (await mesh!.peers(coord)).filter(p => p.capabilities?.labels?.['zp.bridge'] === id)
-}
-
 /** every allocation this file made: a failing test must not leave its processes behind */
 const made = new Set<string>()
-
-/** pids of live processes whose environment carries the allocation's marker: the driver, its task workers, their nodes */
-async function bridgeProcesses (id: string): Promise<number[]> {
-  const found: number[] = []
-  for (const pid of (await readdir('/proc')).filter(p => /^\d+$/.test(p))) {
-    const env = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '')
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-    const zombie = stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
-    if (!zombie && env.split('\0').includes(`ZP_RAY_BRIDGE=${id}`)) found.push(Number(pid))
-  }
-  return found
-}
 
 async function scratchDirs (id: string): Promise<string[]> {
   return (await readdir(rayTmp)).filter(f => f.startsWith(`zp-ray-${id}-`))
 }
+
+const { campaignFile, zp, status, allocations, bridgedPeers } = bridgeCli({ dir: () => scratch.path, mesh: () => mesh!, coord: () => coord, shards: SHARDS })
+/** pids of live processes whose environment carries the allocation's marker: the driver, its task workers, their nodes */
+const bridgeProcesses = async (id: string): Promise<number[]> => await processesWith({ env: `ZP_RAY_BRIDGE=${id}` })
 
 beforeAll(async () => {
   skipReason = await fakeRaySkip()

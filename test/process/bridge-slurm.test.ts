@@ -1,4 +1,4 @@
-import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, readdir, readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,6 +9,7 @@ import type { LocalNode } from '../../bootstrap/local.ts'
 import type { Allocation } from '../../protocols/bridge/schema.ts'
 import { startSlurm, type SlurmCluster } from '../clusters/slurm.ts'
 import { tempDir, waitFor } from '../helpers.ts'
+import { bridgeCli } from './bridge-cli.ts'
 import { createProcessMesh, logLines, runCli, type ProcessMesh } from './harness.ts'
 
 /*
@@ -32,37 +33,13 @@ let reference: string
 
 const SHARDS = 60
 
-async function campaignFile (name: string, extra: Record<string, unknown>): Promise<string> {
-  const file = join(scratch.path, `${name}.json`)
-  await writeFile(file, JSON.stringify({
-    name,
-    workload: { kind: 'module', module: './squares.mjs' },
-    shards: { iterations: { total: SHARDS * 3, perShard: 3, seed: 11 } },
-    retry: { maxAttempts: 3, initialDelay: 100 },
-    ...extra
-  }))
-  return file
-}
-
-async function zp (args: string[], timeoutMs = 120_000): Promise<{ code: number, stdout: string, stderr: string }> {
-  return await runCli('zp', [...args, '--data-dir', coord.dataDir], { timeoutMs, env: cluster?.env })
-}
-
 async function results (id: string): Promise<string> {
   const r = await zp(['results', id])
   expect(r.code, r.stderr).toBe(0)
   return r.stdout
 }
 
-async function allocations (): Promise<Allocation[]> {
-  const r = await zp(['bridge', 'list', '--json'])
-  expect(r.code, r.stderr).toBe(0)
-  return JSON.parse(r.stdout) as Allocation[]
-}
-
-async function bridgedPeers (id: string): Promise<Array<{ name: string, peerId: string, state: string }>> {
-  return (await mesh.peers(coord)).filter(p => p.capabilities?.labels?.['zp.bridge'] === id)
-}
+const { campaignFile, zp, allocations, bridgedPeers } = bridgeCli({ dir: () => scratch.path, mesh: () => mesh, coord: () => coord, shards: SHARDS, env: () => cluster?.env, campaign: { retry: { maxAttempts: 3, initialDelay: 100 } } })
 
 beforeAll(async () => {
   scratch = await tempDir('zp-bridge-slurm-')
