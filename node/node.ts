@@ -204,6 +204,7 @@ export class ZpNode {
       version: VERSION,
       incarnation: this.incarnation,
       multiaddrs: this.multiaddrs(),
+      bootstrap: (this.#opts.bootstrap ?? []).map(String),
       api: this.apiUrl ?? null,
       pid: process.pid,
       dataDir: this.dataDir,
