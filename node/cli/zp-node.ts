@@ -14,9 +14,12 @@ import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
 import { generatePskFile, loadPsk, loadPskEnv } from '../psk.ts'
 import { runDemo } from './demo.ts'
 import { UsageError, collect, durationFlag, exitWithError, positiveInt } from './errors.ts'
+import { healthCommand } from './health.ts'
+import { installServiceCommand } from './install-service.ts'
 import { labelFlag } from './label-flags.ts'
 import { checkLivenessFlags } from './liveness-flags.ts'
 import { nodeStatusCommands } from './node-status.ts'
+import { wireguardCommands } from './wireguard.ts'
 
 interface NodeFlags {
   listen?: string[]
@@ -195,6 +198,9 @@ export function buildProgram (): Command {
     })
 
   nodeStatusCommands(program)
+  wireguardCommands(program)
+  healthCommand(program)
+  installServiceCommand(program)
 
   program.command('psk').description('pre-shared keys for private meshes')
     .command('generate').argument('<file>', 'where to write the key (mode 0600); copy it to every node')
