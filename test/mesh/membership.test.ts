@@ -32,6 +32,17 @@ describe('membership over real libp2p (in-process)', () => {
     await waitForPeers(b, [a])
   })
 
+  it('a --listen address this machine does not have, or a port in use, is refused in one line naming the fix', async () => {
+    mesh = await createMesh()
+    // 192.0.2.0/24 is for documentation: no machine has it (as an overlay address whose interface is down)
+    await expect(mesh.start({ name: 'a', listen: ['/ip4/192.0.2.1/tcp/0'] })).rejects.toThrow(/^cannot listen on \/ip4\/192\.0\.2\.1\/tcp\/0: 192\.0\.2\.1 is not an address of this machine; if it is a WireGuard overlay address, the interface is not up/)
+    const port = await freePort()
+    await mesh.start({ name: 'b', listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    const taken = mesh.start({ name: 'c', listen: [`/ip4/127.0.0.1/tcp/${port}`] })
+    await expect(taken).rejects.toThrow(/the port is in use/)
+    await expect(taken).rejects.not.toThrow(/\n/)
+  })
+
   it('three nodes joined as a chain all see each other with capabilities', async () => {
     mesh = await createMesh()
     const a = await mesh.start({ name: 'a' })
