@@ -197,8 +197,10 @@ describe('fake Kubernetes: the API as client-node sees it', () => {
     expect(fake.secrets(NS).map(s => s.metadata?.name)).toContain('rotated')
 
     await core.createNamespace({ body: { metadata: { name: 'team' } } })
-    await batch.createNamespacedJob({ namespace: 'team', body: jobBody('held', { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: IMAGE, command: ['sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'] }] }) })
-    await waitFor(async () => (await core.listNamespacedPod({ namespace: 'team', fieldSelector: 'status.phase=Running' })).items.length === 1)
+    await batch.createNamespacedJob({ namespace: 'team', body: jobBody('held', { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: IMAGE, command: ['sh', '-c', 'trap "" TERM; echo trapped; while :; do sleep 0.05; done'] }] }) })
+    const [held] = await waitFor(async () => { const p = (await core.listNamespacedPod({ namespace: 'team', fieldSelector: 'status.phase=Running' })).items; return p.length === 1 ? p : undefined })
+    // Running is said once the process starts; SIGTERM before the shell set its trap would end it (and the namespace) at once
+    await waitFor(async () => (await core.readNamespacedPodLog({ name: held!.metadata!.name!, namespace: 'team' })).includes('trapped'), { what: 'the container to ignore SIGTERM' })
     const terminating = await core.deleteNamespace({ name: 'team' })
     expect(terminating.status).toMatchObject({ phase: 'Terminating' })
     expect(await apiFailure(core.createNamespacedSecret({ namespace: 'team', body: { metadata: { name: 'late' } } })))

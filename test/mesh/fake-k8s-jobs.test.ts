@@ -191,8 +191,10 @@ describe('fake Kubernetes: Jobs run as local processes', () => {
     await waitFor(() => !fake.secrets(NS).some(s => s.metadata?.name === 'dangling'), { what: 'the dangling Secret to be collected' })
 
     // a container that ignores SIGTERM holds the Job for its grace period, then is killed
-    await batch.createNamespacedJob({ namespace: NS, body: job('foreground', 'trap "" TERM; while :; do sleep 0.05; done', {}, [], 2) })
+    await batch.createNamespacedJob({ namespace: NS, body: job('foreground', 'trap "" TERM; echo trapped; while :; do sleep 0.05; done', {}, [], 2) })
     const [fg] = await waitFor(async () => { const p = await podsOf('foreground', 'status.phase=Running'); return p.length === 1 ? p : undefined })
+    // Running is said once the process starts; SIGTERM before the shell set its trap would end it at once
+    await waitFor(async () => (await core.readNamespacedPodLog({ name: fg!.metadata!.name!, namespace: NS })).includes('trapped'), { what: 'the container to ignore SIGTERM' })
     const fgPid = fake.pid(NS, fg!.metadata!.name!)!
     await batch.deleteNamespacedJob({ name: 'foreground', namespace: NS, body: { propagationPolicy: 'Foreground' } })
     const held = await batch.readNamespacedJob({ name: 'foreground', namespace: NS })
