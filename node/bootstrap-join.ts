@@ -38,6 +38,8 @@ export class BootstrapJoin {
   readonly #init: BootstrapJoinInit
   /** addresses not reached yet; cleared once one answers */
   readonly #pending = new Map<string, BootstrapAttempt>()
+  /** addresses that turned out to be this node itself */
+  readonly #self = new Set<string>()
 
   constructor (init: BootstrapJoinInit) {
     this.#init = init
@@ -47,6 +49,11 @@ export class BootstrapJoin {
   start (addrs: Multiaddr[]): void {
     for (const addr of addrs) this.#pending.set(addr.toString(), { address: addr.toString(), attempts: 0, lastError: null })
     for (const addr of addrs) void this.#join(addr)
+  }
+
+  /** the bootstrap addresses that are this node's own (every host of an overlay gets the same list) */
+  own (): string[] {
+    return [...this.#self]
   }
 
   /** copies of the attempts so far at the addresses not reached yet */
@@ -80,6 +87,7 @@ export class BootstrapJoin {
     if (conn === 'self') {
       // this node is (one of) the bootstrap(s): the others reach it; it waits for no one
       this.#pending.delete(addr.toString())
+      this.#self.add(addr.toString())
       return
     }
     this.#pending.clear()

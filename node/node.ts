@@ -205,7 +205,8 @@ export class ZpNode {
       version: VERSION,
       incarnation: this.incarnation,
       multiaddrs: this.multiaddrs(),
-      bootstrap: (this.#opts.bootstrap ?? []).map(String),
+      // less its own: a bootstrap host started with the list every host gets has no one to wait for
+      bootstrap: (this.#opts.bootstrap ?? []).map(String).filter(a => !this.#bootstrap.own().includes(a)),
       api: this.apiUrl ?? null,
       pid: process.pid,
       dataDir: this.dataDir,

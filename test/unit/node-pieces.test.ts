@@ -13,7 +13,7 @@ import { KNOWN_PEER_TTL_MS, KnownPeers } from '../../node/known-peers.ts'
 import { silentLogger } from '../../node/logger.ts'
 import type { Psk } from '../../node/psk.ts'
 import { openDb } from '../../node/storage.ts'
-import { tempDir } from '../helpers.ts'
+import { tempDir, waitFor } from '../helpers.ts'
 
 function captured (): { log: Logger, lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = []
@@ -146,6 +146,19 @@ describe('joining through a bootstrap', () => {
     expect(join.pending()).toEqual([])
     expect(joined).toEqual([answered.toString()])
     expect(lines.find(l => l.msg === 'bootstrap address names another peer ID than the one that answered')).toMatchObject({ level: 40, expected, got: answered.toString() })
+  })
+
+  it('an address that is this node itself is dropped, not retried, and named as its own', async () => {
+    const { log } = captured()
+    let dials = 0
+    const self = Object.assign(new Error('Can not dial self'), { name: 'DialError' })
+    const join = new BootstrapJoin({ dial: async () => { dials++; throw self }, psk: undefined, signal: new AbortController().signal, log, onJoined: vi.fn() })
+    const addr = multiaddr('/ip4/10.77.0.1/tcp/4170')
+    join.start([addr])
+    await waitFor(() => join.own().length > 0, { what: 'the self dial' })
+    expect(join.own()).toEqual([addr.toString()])
+    expect(join.pending()).toEqual([])
+    expect(dials).toBe(1)
   })
 
   it('stops retrying when the node stops, without calling it a failure', async () => {
