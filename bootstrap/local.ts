@@ -11,8 +11,8 @@ export const ZP_BIN = fileURLToPath(new URL('../node/bin/zp.mjs', import.meta.ur
 export interface LocalNodeSpec {
   name: string
   dataDir: string
-  /** `start` (default) or the bootstrap address to `join` through */
-  join?: string
+  /** `start` (default), or `join` through this bootstrap address (`true`: join with none, for `--mdns`) */
+  join?: string | true
   /** more zp-node flags */
   args?: string[]
   env?: NodeJS.ProcessEnv
@@ -48,7 +48,7 @@ export class LocalNode {
     await mkdir(spec.dataDir, { recursive: true })
     const outFile = spec.outFile ?? `${spec.dataDir}.out`
     const fd = openSync(outFile, 'a')
-    const command = spec.join != null ? ['join', spec.join] : ['start']
+    const command = spec.join === true ? ['join'] : spec.join != null ? ['join', spec.join] : ['start']
     const args = [
       ZP_NODE_BIN, ...command,
       '--name', spec.name,

@@ -7,7 +7,8 @@ import { identify, type Identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { preSharedKey } from '@libp2p/pnet'
-import type { PrivateKey } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 /**
@@ -35,7 +36,8 @@ export const INBOUND_CONNECTIONS_PER_HOST_PER_SECOND = 100
  */
 export const PSK_MAX_CHUNK_BYTES = 256 * 1024
 
-export type MeshLibp2p = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub }>
+/** `mdns` is there only with the `mdns` option: a service rather than a `peerDiscovery` entry, so the node can tell its finds from other new peers */
+export type MeshLibp2p = Libp2p<{ identify: Identify, ping: Ping, pubsub: GossipSub, mdns?: PeerDiscovery }>
 
 export interface Libp2pOptions {
   privateKey: PrivateKey
@@ -48,6 +50,8 @@ export interface Libp2pOptions {
   blocked?: ReadonlySet<string>
   /** told about every inbound connection whose handshake failed (libp2p only debug-logs them) */
   onInboundFailure?: (remoteAddr: Multiaddr, err: Error) => void
+  /** find peers on the LAN by mDNS, asking and answering under this service tag (see mdnsServiceTag) */
+  mdns?: { serviceTag: string }
 }
 
 /** Noise always, yamux, identify, ping and gossipsub over TCP; an optional private network. */
@@ -71,7 +75,9 @@ export async function createMeshLibp2p (opts: Libp2pOptions): Promise<MeshLibp2p
         // many nodes share a host (bridged Slurm tasks and Dask workers, NAT): the default penalty for peers behind
         // one IP (remembered an hour) made a node ignore every new peer from its host past about 14 (test/mesh/colocation)
         scoreParams: { IPColocationFactorWeight: 0 }
-      })
+      }),
+      // libp2p feeds a service's discovered peers to its peer store as it does `peerDiscovery` entries
+      ...(opts.mdns != null ? { mdns: mdns({ serviceTag: opts.mdns.serviceTag }) } : {})
     },
     start: false
   })

@@ -1,5 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerDiscovery } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { MembershipMessage, MeshPort } from '../actors/membership/membership.ts'
 import { describeError } from '../actors/runtime/errors.ts'
@@ -37,7 +38,7 @@ export interface MeshEvents {
 
 /**
  * Routes libp2p's traffic to the actors: actor streams to the host;
- * connections, disconnections and heartbeats to membership. Called before
+ * connections, disconnections, heartbeats and peers found on the LAN to membership. Called before
  * libp2p starts, so nothing that arrives is missed.
  */
 export async function wireMeshEvents ({ libp2p, transport, host, tellMembership, log }: MeshEvents): Promise<void> {
@@ -61,5 +62,34 @@ export async function wireMeshEvents ({ libp2p, transport, host, tellMembership,
     } catch (err) {
       log.debug({ from: msg.from.toString(), err: describeError(err) }, 'ignored an invalid heartbeat')
     }
+  })
+  const discovery = libp2p.services.mdns
+  if (discovery != null) wireLanDiscovery({ discovery, tellMembership, log })
+}
+
+/**
+ * The mDNS service name nodes ask and answer under: meshes with different
+ * pre-shared keys on one LAN never hear of each other (they could not
+ * connect anyway), and a node without a key only finds others without one.
+ */
+export function mdnsServiceTag (pskFingerprint?: string): string {
+  return pskFingerprint != null ? `_zp-${pskFingerprint.slice(0, 12)}._udp.local` : '_zp-mesh._udp.local'
+}
+
+/**
+ * Hands the peers mDNS finds to membership, which dials those it does not
+ * know yet (libp2p v3 discovery never dials). mDNS repeats every peer at
+ * each query; each is logged once.
+ */
+export function wireLanDiscovery ({ discovery, tellMembership, log }: { discovery: PeerDiscovery, tellMembership: (msg: MembershipMessage) => void, log: Logger }): void {
+  const seen = new Set<string>()
+  discovery.addEventListener('peer', (evt) => {
+    const peerId = evt.detail.id.toString()
+    const multiaddrs = evt.detail.multiaddrs.map(String)
+    if (!seen.has(peerId)) {
+      seen.add(peerId)
+      log.info({ peerId, multiaddrs, via: 'mdns' }, 'found a peer on the LAN (mDNS)')
+    }
+    tellMembership({ type: 'seed', peers: [{ peerId, multiaddrs }] })
   })
 }

@@ -17,6 +17,8 @@ export interface NodeOptions {
   announce?: string[]
   /** peers to join through (zp-node join) */
   bootstrap?: Multiaddr[]
+  /** find the other nodes of the mesh on the LAN by mDNS (zp-node --mdns) */
+  mdns?: boolean
   pskFile?: string
   /** the pre-shared key already loaded (the CLI reads it before touching the data dir); wins over pskFile */
   psk?: Psk

@@ -15,6 +15,7 @@ import { loadOrCreateIdentity, peerIdOf } from './identity.ts'
 import { handshakeReporter } from './inbound-failures.ts'
 import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
 import { createLogger } from './logger.ts'
+import { mdnsServiceTag } from './mesh-wiring.ts'
 import { DEFAULT_LISTEN, type NodeOptions } from './options.ts'
 import { loadPsk, type Psk } from './psk.ts'
 import { openDb, Storage, type Db } from './storage.ts'
@@ -58,14 +59,17 @@ export async function openNodeParts (opts: NodeOptions): Promise<NodeParts> {
   const db = await openDb(paths.db, opts.dataDir)
   try {
     const store = await BlobStore.open(paths.blobs)
+    const mdns = opts.mdns === true ? { serviceTag: mdnsServiceTag(psk?.fingerprint) } : undefined
     const libp2p = await createMeshLibp2p({
       privateKey: key,
       listen: opts.listen ?? [DEFAULT_LISTEN],
       announce: opts.announce,
       psk: psk?.bytes,
       blocked: opts.blocked,
-      onInboundFailure: handshakeReporter({ log: log.child({ component: 'handshake' }), psk })
+      onInboundFailure: handshakeReporter({ log: log.child({ component: 'handshake' }), psk }),
+      mdns
     })
+    if (mdns != null) log.info(mdns, 'finding peers on the LAN by mDNS')
     const trust = new Trust(peerId, opts.trust ?? [], { mesh: opts.trustMesh })
     if (opts.trustMesh === true && psk == null) {
       log.warn('--trust-mesh without --psk: any host that can reach this node may run work on it; use a pre-shared key')

@@ -29,6 +29,7 @@ interface NodeFlags {
   name?: string
   psk?: string
   pskEnv?: string
+  mdns?: boolean
   trust?: string[]
   trustBootstrap: boolean
   trustMesh?: boolean
@@ -60,6 +61,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--name <name>', 'name shown in peer tables and logs (default: host name)')
     .option('--psk <file>', 'pre-shared key file: only nodes with the same key can connect (zp-node psk generate)')
     .option('--psk-env <var>', 'the pre-shared key\'s text in this environment variable instead of a file (a Kubernetes Secret)')
+    .option('--mdns', 'find the other nodes on this LAN by mDNS (only those with the same --psk): no bootstrap address needed')
     .option('--trust <peerId>', 'peer whose coordinators may use this node, repeatable', collect)
     .option('--no-trust-bootstrap', 'do not trust the peer this node joined through')
     .option('--trust-mesh', 'trust every peer of the mesh, so a campaign submitted on any node may use this one (use with --psk)')
@@ -132,6 +134,7 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
     trustBootstrap: flags.trustBootstrap,
     trustMesh: flags.trustMesh,
     api,
+    mdns: flags.mdns,
     probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
     slots: flags.slots,
     labels: flags.label,
@@ -186,8 +189,13 @@ export function buildProgram (): Command {
   nodeOptions(program.command('start').description('run a node in the foreground (first node of a mesh, or rejoin known peers)'))
     .action(async (flags: NodeFlags) => { await runNode(await toNodeOptions(flags, []), flags.signalExitCode) })
 
-  nodeOptions(program.command('join').argument('<bootstrap...>', 'multiaddr or host:port of a node already in the mesh')
-    .description('run a node that joins the mesh through a bootstrap peer (retries until it answers)'))
+  nodeOptions(program.command('join').argument('[bootstrap...]', 'multiaddr or host:port of a node already in the mesh (optional with --mdns)')
+    .description('run a node that joins the mesh through a bootstrap peer (retries until it answers), or finds it on the LAN with --mdns'))
+    .hook('preAction', (cmd) => {
+      if (cmd.args.length === 0 && cmd.opts<NodeFlags>().mdns !== true) {
+        throw new UsageError('zp-node join needs the address of a node already in the mesh (e.g. zp-node join 10.0.0.5:4170), or --mdns to find one on this LAN')
+      }
+    })
     .action(async (bootstrap: string[], flags: NodeFlags) => { await runNode(await toNodeOptions(flags, bootstrap), flags.signalExitCode) })
 
   program.command('id').description('print this node\'s peer ID (creating the identity on first use)')
