@@ -6,16 +6,7 @@ import type { OverlayState } from '../../bootstrap/wireguard/render.ts'
 import { positiveInt, UsageError } from './errors.ts'
 
 // `zp-node wireguard …`: the WireGuard overlay a mesh across machines runs in. Private keys go to files only.
-
-/** Bad input from the planner, as the CLI reports it (exit 2). */
-async function asUsage<T> (work: () => Promise<T>): Promise<T> {
-  try {
-    return await work()
-  } catch (err) {
-    if (err instanceof WireguardInputError) throw new UsageError(err.message)
-    throw err
-  }
-}
+// The planner's WireguardInputError is bad input: exit 2 (node/cli/errors.ts).
 
 function checked (field: string, schema: typeof HostName, value: string): string {
   const result = schema.safeParse(value)
@@ -43,16 +34,14 @@ export function wireguardCommands (program: Command): void {
     .option('--port <port>', 'WireGuard ListenPort on every host (default: the inventory\'s, else 51820)', positiveInt('--port'))
     .option('--preshared-keys', 'add a preshared key per pair of hosts (post-quantum hedge)')
     .action(async (flags: { inventory: string, out: string, cidr?: string, port?: number, presharedKeys?: boolean }) => {
-      const state = await asUsage(async () => {
-        let text: string
-        try {
-          text = await readFile(flags.inventory, 'utf8')
-        } catch (err) {
-          throw new WireguardInputError(`cannot read the inventory ${flags.inventory}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-        }
-        const inventory = parseInventory(text, flags.inventory, { cidr: flags.cidr, port: flags.port })
-        return await initOverlay(flags.out, inventory, { presharedKeys: flags.presharedKeys })
-      })
+      let text: string
+      try {
+        text = await readFile(flags.inventory, 'utf8')
+      } catch (err) {
+        throw new WireguardInputError(`cannot read the inventory ${flags.inventory}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      }
+      const inventory = parseInventory(text, flags.inventory, { cidr: flags.cidr, port: flags.port })
+      const state = await initOverlay(flags.out, inventory, { presharedKeys: flags.presharedKeys })
       process.stdout.write(summary(flags.out, state))
     })
 
@@ -67,14 +56,14 @@ export function wireguardCommands (program: Command): void {
         ...(flags.address == null ? {} : { address: flags.address }),
         ...(flags.bootstrap === true ? { role: 'bootstrap' as const } : {})
       }
-      const state = await asUsage(async () => await addHost(dir, host))
+      const state = await addHost(dir, host)
       process.stdout.write(`added ${name}; bring the change to every host (wg-quick down/up, or wg syncconf)\n` + summary(dir, state))
     })
 
   wg.command('remove-host').description('revoke a host: it leaves every host\'s config and its keys are deleted')
     .argument('<dir>', 'the folder wireguard init wrote').argument('<name>', 'the host to remove')
     .action(async (dir: string, name: string) => {
-      const state = await asUsage(async () => await removeHost(dir, name))
+      const state = await removeHost(dir, name)
       process.stdout.write(`removed ${name}; it is revoked once every remaining host loads its new config\n` + summary(dir, state))
     })
 }

@@ -12,6 +12,7 @@ import { createLogger } from '../logger.ts'
 import { DEFAULT_API, DEFAULT_LISTEN, VERSION, ZpNode, type NodeOptions } from '../node.ts'
 import { formatProbeTable, probeCapabilities } from '../probe/index.ts'
 import { generatePskFile, loadPsk, loadPskEnv } from '../psk.ts'
+import { certsCommands } from './certs.ts'
 import { runDemo } from './demo.ts'
 import { UsageError, collect, durationFlag, exitWithError, positiveInt } from './errors.ts'
 import { healthCommand } from './health.ts'
@@ -207,6 +208,7 @@ export function buildProgram (): Command {
 
   nodeStatusCommands(program)
   wireguardCommands(program)
+  certsCommands(program)
   healthCommand(program)
   installServiceCommand(program)
 
