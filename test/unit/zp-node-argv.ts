@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parseBootstrap } from '../../bootstrap/address.ts'
+import { buildProgram as buildZp } from '../../node/cli/zp.ts'
 import { buildProgram } from '../../node/cli/zp-node.ts'
 
 // For the deploy tests: a command line written in a manifest or a Containerfile, run through the real zp-node
@@ -21,7 +22,15 @@ export interface ZpNodeCall {
  * value its option parsers reject (--slots, --label, durations, --log-level choices).
  */
 export async function parseZpNode (argv: string[]): Promise<ZpNodeCall> {
-  const program = buildProgram()
+  return await parseWith(buildProgram(), 'zp-node', argv)
+}
+
+/** The same for `zp` (what follows `zp`), with the program zp runs. */
+export async function parseZp (argv: string[]): Promise<ZpNodeCall> {
+  return await parseWith(buildZp(), 'zp', argv)
+}
+
+async function parseWith (program: Command, bin: string, argv: string[]): Promise<ZpNodeCall> {
   let call: ZpNodeCall | undefined
   const prepare = (cmd: Command, path: string[]): void => {
     cmd.exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {} })
@@ -35,7 +44,7 @@ export async function parseZpNode (argv: string[]): Promise<ZpNodeCall> {
   }
   prepare(program, [])
   await program.parseAsync(argv, { from: 'user' })
-  if (call == null) throw new Error(`zp-node ${argv.join(' ')} runs no command`)
+  if (call == null) throw new Error(`${bin} ${argv.join(' ')} runs no command`)
   return call
 }
 
