@@ -3,7 +3,7 @@ import type { CapabilityReport } from '../../protocols/membership/capabilities.t
 import { MEMBERSHIP_ACTOR } from '../../protocols/membership/constants.ts'
 import {
   AdvertSchema, HelloReplySchema, MembershipRequestSchema,
-  type Advert, type Heartbeat, type HelloReply, type MembershipRequest, type Slots
+  type Advert, type Heartbeat, type HelloReply, type Load, type MembershipRequest, type Slots
 } from '../../protocols/membership/schema.ts'
 import { describeError } from '../runtime/errors.ts'
 import type { ActorContext, ActorDefinition, Behavior, MessageMeta } from '../runtime/types.ts'
@@ -30,6 +30,8 @@ export interface MembershipInit {
   forgetAfterMs?: number
   multiaddrs: () => string[]
   slots: () => Slots
+  /** the node's last hardware load sample, carried in its heartbeats; null while there is none */
+  load?: () => Load | null
   /** every change of a peer's state, for logs and for actors that react to it */
   onTransition?: (t: Transition) => void
 }
@@ -139,6 +141,7 @@ class Membership implements Behavior<MembershipMessage> {
   }
 
   #heartbeat (): Heartbeat {
+    const load = this.#init.load?.() ?? null
     return {
       v: 1,
       name: this.#init.name,
@@ -147,7 +150,8 @@ class Membership implements Behavior<MembershipMessage> {
       state: this.#state,
       multiaddrs: this.#init.multiaddrs().slice(0, 32),
       slots: this.#init.slots(),
-      capsHash: this.#capsHash
+      capsHash: this.#capsHash,
+      ...(load != null ? { load } : {})
     }
   }
 
@@ -278,6 +282,7 @@ class Membership implements Behavior<MembershipMessage> {
       capabilities: this.#caps,
       capsHash: this.#capsHash,
       slots: this.#init.slots(),
+      load: this.#init.load?.() ?? null,
       incarnation: this.#init.incarnation,
       seq: this.#seq,
       lastSeenMs: now,

@@ -1,5 +1,5 @@
 import type { CapabilityReport } from '../../protocols/membership/capabilities.ts'
-import type { Advert, Heartbeat, Slots } from '../../protocols/membership/schema.ts'
+import type { Advert, Heartbeat, Load, Slots } from '../../protocols/membership/schema.ts'
 import { nextState, type LivenessEvent, type LivenessTimings, type PeerState } from './liveness.ts'
 
 export interface PeerRecord {
@@ -12,6 +12,8 @@ export interface PeerRecord {
   capabilities: CapabilityReport | null
   capsHash: string
   slots: Slots
+  /** its hardware load from its last heartbeat; null when that carried none */
+  load: Load | null
   incarnation: number
   seq: number
   /** epoch ms of the last heartbeat, hello or advert from it */
@@ -74,6 +76,7 @@ export class PeerTable {
         capabilities: null,
         capsHash: '',
         slots: hb.slots,
+        load: null,
         incarnation: hb.incarnation,
         seq: hb.seq,
         lastSeenMs: now,
@@ -88,6 +91,7 @@ export class PeerTable {
     rec.incarnation = hb.incarnation
     rec.seq = hb.seq
     rec.slots = hb.slots
+    rec.load = hb.load ?? null
     rec.lastSeenMs = now
     if (hb.multiaddrs.length > 0) rec.multiaddrs = hb.multiaddrs
     if ('capabilities' in hb && hb.capabilities != null) {

@@ -29,14 +29,26 @@ export function formatLabels (labels: Record<string, string> | undefined): strin
   return entries.length > 0 ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : '-'
 }
 
-export function renderPeerTable (peers: PeerJson[], now = Date.now()): string {
+const GIB = 1024 ** 3
+const percent = (busy: number | null): string => busy == null ? '?' : `${Math.round(busy * 100)}%`
+const gib = (bytes: number | null): string => bytes == null ? '?' : (bytes / GIB).toFixed(1)
+
+/** The CPU, MEM and GPU cells of `zp peers --wide`: `37%`, `12.3/62.8 GiB`, one `0: 85% 10.2/79.6 GiB` line per GPU. */
+export function loadCells (load: PeerJson['load'] | undefined): [string, string, string] {
+  if (load == null) return ['-', '-', '-']
+  const gpus = load.gpus.map((g, i) => `${i}: ${percent(g.util)} ${gib(g.memUsed)}/${gib(g.memTotal)} GiB`).join('\n')
+  return [percent(load.cpu), `${gib(load.memUsed)}/${gib(load.memTotal)} GiB`, gpus || '-']
+}
+
+/** `wide` adds the hardware load each peer last reported (`zp peers --wide`). */
+export function renderPeerTable (peers: PeerJson[], now = Date.now(), { wide = false } = {}): string {
   // the LABELS column only when some peer has labels (bridged nodes): a plain mesh keeps its narrow table
   const labelled = peers.some(p => Object.keys(p.labels ?? {}).length > 0)
   const table = new Table({
-    head: ['PEER', 'NAME', 'STATE', 'ADDRESS', 'ACCELERATORS', ...(labelled ? ['LABELS'] : []), 'FREE SLOTS', 'LAST SEEN'],
+    head: ['PEER', 'NAME', 'STATE', 'ADDRESS', 'ACCELERATORS', ...(labelled ? ['LABELS'] : []), 'FREE SLOTS', ...(wide ? ['CPU', 'MEM', 'GPU'] : []), 'LAST SEEN'],
     style: { head: [], border: [], compact: true },
     wordWrap: true,
-    colWidths: [null, null, null, null, 44, ...(labelled ? [32] : []), null, null] as unknown as number[]
+    colWidths: [null, null, null, null, 44, ...(labelled ? [32] : []), null, ...(wide ? [null, null, null] : []), null] as unknown as number[]
   })
   const order = { alive: 0, draining: 1, suspect: 2, dead: 3 }
   const sorted = [...peers].sort((a, b) => Number(b.self) - Number(a.self) || order[a.state] - order[b.state] || a.name.localeCompare(b.name))
@@ -49,6 +61,8 @@ export function renderPeerTable (peers: PeerJson[], now = Date.now()): string {
       p.capabilities == null ? '(probing…)' : p.accelerators.join(', ') || '-',
       ...(labelled ? [formatLabels(p.labels)] : []),
       p.state === 'dead' ? '-' : `${p.slots.free}/${p.slots.total}`,
+      // a dead peer's last load is history, not its state
+      ...(wide ? loadCells(p.state === 'dead' ? null : p.load) : []),
       p.self ? 'this node' : ago(p.lastSeenMs, now)
     ])
   }

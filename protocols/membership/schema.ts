@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { CapabilityReportSchema } from './capabilities.ts'
+import { MAX_LOAD_GPUS } from './constants.ts'
 
 const Multiaddrs = z.array(z.string().min(1).max(512)).max(32)
 
@@ -8,6 +9,27 @@ export const SlotsSchema = z.object({
   free: z.number().int().nonnegative()
 })
 export type Slots = z.infer<typeof SlotsSchema>
+
+const Bytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+/** a fraction of capacity in use, 0..1 */
+const Busy = z.number().min(0).max(1)
+
+/** One GPU's utilisation; a field is null where its tool reports N/A (MIG slices, some drivers). */
+export const GpuLoadSchema = z.object({
+  util: Busy.nullable(),
+  memUsed: Bytes.nullable(),
+  memTotal: Bytes.nullable()
+})
+export type GpuLoad = z.infer<typeof GpuLoadSchema>
+
+/** How busy a node's hardware was at its last sample (node/probe/utilisation.ts); memory in bytes. */
+export const LoadSchema = z.object({
+  cpu: Busy,
+  memUsed: Bytes,
+  memTotal: Bytes,
+  gpus: z.array(GpuLoadSchema).max(MAX_LOAD_GPUS)
+})
+export type Load = z.infer<typeof LoadSchema>
 
 /**
  * Published by every node every heartbeat interval (signed by gossipsub, so
@@ -24,7 +46,9 @@ export const HeartbeatSchema = z.object({
   state: z.enum(['alive', 'draining', 'left']),
   multiaddrs: Multiaddrs,
   slots: SlotsSchema,
-  capsHash: z.string().max(128)
+  capsHash: z.string().max(128),
+  /** absent from nodes that do not sample (older versions, sampling off, no sample yet) */
+  load: LoadSchema.optional()
 })
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 
