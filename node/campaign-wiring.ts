@@ -43,6 +43,7 @@ export function openCampaigns (node: ZpNode, opts: NodeOptions, own: { access: B
     resume: opts.resume,
     dataRoots: opts.dataRoots,
     bridges,
+    metrics: node.metrics,
     ...(opts.execConfig != null ? { execConfig: resolve(opts.execConfig) } : {})
   })
   return { campaigns, bridges }

@@ -58,6 +58,8 @@ export interface NodeInfo {
   name: string
   multiaddrs: string[]
   api: string | null
+  /** the --metrics listener's URL (token-free /metrics), if any */
+  metrics?: string | null
   pid: number
   startedAt: string
   version: string

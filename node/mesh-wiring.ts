@@ -12,10 +12,13 @@ import { HEARTBEAT_TOPIC, MAX_HEARTBEAT_BYTES } from '../protocols/membership/co
 import { HeartbeatSchema } from '../protocols/membership/schema.ts'
 import type { MeshLibp2p } from './libp2p.ts'
 
-/** What the membership actor does through libp2p: publish heartbeats, check and make connections. */
-export function meshPort (libp2p: MeshLibp2p): MeshPort {
+/** What the membership actor does through libp2p: publish heartbeats (`published` counts them), check and make connections. */
+export function meshPort (libp2p: MeshLibp2p, published?: () => void): MeshPort {
   return {
-    publish: async (hb) => { await libp2p.services.pubsub.publish(HEARTBEAT_TOPIC, encode(hb)) },
+    publish: async (hb) => {
+      await libp2p.services.pubsub.publish(HEARTBEAT_TOPIC, encode(hb))
+      published?.()
+    },
     isConnected: (peer) => libp2p.getConnections(peerIdFromString(peer)).length > 0,
     connect: async (peer, addrs, signal) => {
       const id = peerIdFromString(peer)

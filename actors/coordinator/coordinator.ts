@@ -13,8 +13,9 @@ import { appendMetrics, metricsOf } from './reports.ts'
 import { onLeaseOutcome, sendLeases, workerRef, type LeaseOutcome, type LeasingIO } from './leasing.ts'
 import type { SubmitCampaign } from './open.ts'
 import { onCheckpoint, onRelease, onResult, type ResultIO } from './results.ts'
-import { MAX_LEASES_PER_MESSAGE, type CampaignSession } from './session.ts'
+import { MAX_LEASES_PER_MESSAGE, type CampaignSession, type CoordinatorMetrics } from './session.ts'
 import { Sessions } from './sessions.ts'
+import { liveStatus } from './status.ts'
 import type { CampaignStore } from './store.ts'
 
 export { COORDINATOR_ACTOR } from '../../protocols/campaign/messages.ts'
@@ -48,12 +49,22 @@ export interface CoordinatorPorts {
     started: (id: string, spec: CampaignSpec) => void
     ended: (id: string, state: string) => void
   }
+  /** counts leases for the node's Prometheus metrics */
+  metrics?: CoordinatorMetrics
+}
+
+/** What `{ type: 'metrics' }` answers: the campaigns running here, for the gauges of a scrape. */
+export interface CoordinatorGauges {
+  id: string
+  shards: Record<string, number>
+  replicas: Array<{ peer: string, behind: number }>
 }
 
 type LocalMessage =
   | SubmitCampaign
   | { type: 'status', id: string }
   | { type: 'list' }
+  | { type: 'metrics' }
   | { type: 'cancel', id: string }
   | { type: 'tick' }
   | { type: 'peers', peers: PeerView[] }
@@ -117,7 +128,7 @@ class Coordinator implements Behavior<CoordinatorMessage> {
     this.#ctx = ctx
     this.#log = ctx.log
     const tellSelf = (msg: LocalMessage): void => { void ctx.tell(ctx.self, msg).catch(() => {}) }
-    this.#leasing = { self: ports.self, ctx, log: ctx.log, grant: ports.blobs.grant }
+    this.#leasing = { self: ports.self, ctx, log: ctx.log, grant: ports.blobs.grant, metrics: ports.metrics }
     this.#sessions = new Sessions({
       self: ports.self,
       selfName: ports.selfName,
@@ -139,7 +150,8 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       changed: () => { this.#schedule(ctx.now()) },
       superseded: (id, by) => { tellSelf({ type: 'superseded', id, ...by }) },
       leading: () => { tellSelf({ type: 'tick' }) },
-      lifecycle: ports.lifecycle
+      lifecycle: ports.lifecycle,
+      metrics: ports.metrics
     })
     this.#results = {
       log: ctx.log,
@@ -174,6 +186,10 @@ class Coordinator implements Behavior<CoordinatorMessage> {
       case 'submit': return await this.#sessions.submit(msg, now)
       case 'status': return await this.#sessions.status(msg.id, now)
       case 'list': return await this.#sessions.list(now)
+      case 'metrics': return [...this.#sessions.values()].map((s): CoordinatorGauges => {
+        const { total: _, ...shards } = liveStatus(s.run, now, '', '').shards
+        return { id: s.id, shards, replicas: s.group?.lag() ?? [] }
+      })
       case 'cancel': return await this.#sessions.cancel(msg.id, now)
       case 'tick': this.#tick(now); return
       case 'peers': this.#peers = msg.peers; this.#schedule(now); return

@@ -3,7 +3,7 @@ import { DETACHED_ACTOR, DETACHED_WORKER, LeaseReplySchema, WORKER_ACTOR, type L
 import { describeError } from '../runtime/errors.ts'
 import type { ActorContext } from '../runtime/types.ts'
 import type { LeaseInfo } from './campaign.ts'
-import { shardBlobs, type CampaignSession } from './session.ts'
+import { shardBlobs, type CampaignSession, type CoordinatorMetrics } from './session.ts'
 
 const LEASE_ASK_TIMEOUT_MS = 15_000
 /** how long a worker that refused (busy) or failed a lease is left alone */
@@ -28,6 +28,7 @@ export interface LeasingIO {
   ctx: ActorContext
   log: Logger
   grant: (scope: string, peer: string, hashes: string[]) => void
+  metrics?: CoordinatorMetrics
 }
 
 /** Where a worker's messages go: its node's worker actor, or, for a detached campaign, this node's detached actor. */
@@ -53,6 +54,7 @@ export function sendLeases (session: CampaignSession, worker: string, workerName
     // fencing, checked as the leases leave (the write above may have taken a while)
     if (session.group != null && !session.group.leads(io.ctx.now())) return { ...outcome, fenced: true }
     session.audit.leased(worker, leases)
+    io.metrics?.leases(session.id, 'granted', leases.length)
     io.grant(session.id, worker, shardBlobs(session.spec, shards))
     const reply = await io.ctx.ask(workerRef(worker, io.self), {
       type: 'lease',

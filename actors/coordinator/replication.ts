@@ -155,6 +155,11 @@ export class ReplicaGroup {
     return this.#seq
   }
 
+  /** How many changes each replica has not confirmed (all retained ones before its first confirmation). */
+  lag (): Array<{ peer: string, behind: number }> {
+    return this.#members.map(m => ({ peer: m.peer, behind: m.acked === 0 ? this.#ops.length : Math.max(0, this.#seq - m.acked) }))
+  }
+
   /** The highest seq every replica holds. */
   get settledSeq (): number {
     return Math.min(this.#seq, ...this.#members.map(m => m.acked))

@@ -26,6 +26,12 @@ export interface SessionIO {
     grant: (scope: string, peer: string, hashes: string[]) => void
     revoke: (scope: string) => void
   }
+  metrics?: CoordinatorMetrics
+}
+
+/** Lease counts for the node's Prometheus metrics. */
+export interface CoordinatorMetrics {
+  leases: (campaign: string, event: 'granted' | 'requeued', count: number) => void
 }
 
 /** epochs reserved at a time in the campaign record, so a resumed run never reuses one */
@@ -180,6 +186,7 @@ export class CampaignSession {
   /** Shards whose leases ended without an attempt counted: audited, and their stored leases removed. */
   requeued (shards: number[], reason: string): void {
     if (shards.length === 0) return
+    this.#io.metrics?.leases(this.id, 'requeued', shards.length)
     this.audit.append({ type: 'requeued', shards, reason })
     this.deleteLeases(shards)
   }

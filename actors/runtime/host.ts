@@ -21,6 +21,13 @@ export interface ActorHostInit {
   transport?: RemoteTransport
   /** the actors' clock (default: the system's) */
   clock?: Clock
+  /** hears how each ask ended and how long it took (the node's Prometheus metrics) */
+  metrics?: HostMetrics
+}
+
+/** `status`: 'ok', or the actor status of the failure ('timeout', 'peer_unreachable', …; 'error' for others). */
+export interface HostMetrics {
+  asked: (actor: string, seconds: number, status: string) => void
 }
 
 /**
@@ -34,6 +41,7 @@ export class ActorHost {
   readonly #log: Logger
   readonly #trust: TrustPolicy
   readonly #clock: Clock
+  readonly #metrics: HostMetrics | undefined
   #transport: RemoteTransport | undefined
   #stopping = false
 
@@ -43,6 +51,7 @@ export class ActorHost {
     this.#trust = init.trust
     this.#transport = init.transport
     this.#clock = init.clock ?? systemClock
+    this.#metrics = init.metrics
   }
 
   setTransport (transport: RemoteTransport): void {
@@ -101,6 +110,11 @@ export class ActorHost {
     }
   }
 
+  /** Messages waiting in each actor's mailbox. */
+  mailboxes (): Array<{ name: string, depth: number }> {
+    return [...this.#cells.values()].map(c => ({ name: c.name, depth: c.mailbox.size }))
+  }
+
   has (name: string): boolean {
     return this.#cells.has(name)
   }
@@ -129,6 +143,7 @@ export class ActorHost {
   }
 
   async ask<R = unknown>(to: ActorAddress, msg: unknown, opts: AskOptions<R> = {}): Promise<R> {
+    const started = performance.now()
     const timeoutMs = opts.timeoutMs ?? DEFAULT_ASK_TIMEOUT_MS
     const d = deadline(timeoutMs, opts.signal)
     let reply: unknown
@@ -144,10 +159,13 @@ export class ActorHost {
         reply = await this.#remote(to, { kind: 'ask', to: to.name, body: msg, ttlMs: timeoutMs }, d.signal)
       }
     } catch (err) {
-      throw this.#translateAbort(err, d.signal, to, timeoutMs)
+      const failure = this.#translateAbort(err, d.signal, to, timeoutMs)
+      this.#metrics?.asked(to.name, (performance.now() - started) / 1000, (failure as { status?: string }).status ?? 'error')
+      throw failure
     } finally {
       d.clear()
     }
+    this.#metrics?.asked(to.name, (performance.now() - started) / 1000, 'ok')
     if (opts.replySchema == null) return reply as R
     const parsed = opts.replySchema.safeParse(reply)
     if (!parsed.success) {

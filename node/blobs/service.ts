@@ -19,6 +19,12 @@ export interface BlobServiceOptions {
   /** who may fetch what from this node */
   access: Pick<BlobAccess, 'allows'>
   log: Logger
+  /** hears how long each transfer took and its bytes (undefined when it failed) */
+  metrics?: BlobMetrics
+}
+
+export interface BlobMetrics {
+  fetched: (seconds: number, bytes: number | undefined) => void
 }
 
 export interface BlobFetchOptions {
@@ -46,6 +52,7 @@ export class BlobService {
   readonly access: Pick<BlobAccess, 'allows'>
   readonly #libp2p: BlobLibp2p
   readonly #log: Logger
+  readonly #metrics: BlobMetrics | undefined
   readonly #lifetime = new AbortController()
   readonly #inflight = new Map<string, SharedFetch>()
 
@@ -54,6 +61,7 @@ export class BlobService {
     this.access = opts.access
     this.#libp2p = opts.libp2p
     this.#log = opts.log
+    this.#metrics = opts.metrics
   }
 
   /** Registers the protocol handler; call before libp2p starts or at any time after. */
@@ -132,9 +140,11 @@ export class BlobService {
         path = await fetchBlob(async (s) => await this.#dial(peer, s), { ...target, peer, maxBytes, signal }, this.store)
       }
       this.#log.debug({ peer, hash: want, ms: Math.round(performance.now() - started) }, 'fetched a blob')
+      if (this.#metrics != null) this.#metrics.fetched((performance.now() - started) / 1000, await this.store.size(want) ?? 0)
       return path
     } catch (err) {
       this.#log.debug({ peer, hash: want, err: describeError(err) }, 'blob fetch failed')
+      this.#metrics?.fetched((performance.now() - started) / 1000, undefined)
       throw err
     }
   }
