@@ -2,11 +2,13 @@ import type { Logger } from 'pino'
 import { describeError } from '../runtime/errors.ts'
 import type { WorkerStats } from './campaign.ts'
 import { correctness, scalarOf, type CorrectnessReport } from './correctness.ts'
+import { ReportCollector, throughputFromAudit } from './report-data.ts'
 import { appendMetrics, metricsOf, writeSummary, type AcceleratorStats, type RunTotals } from './reports.ts'
 import { acceleratorOf } from './results.ts'
 import type { CampaignSession } from './session.ts'
 import { liveStatus } from './status.ts'
 import type { CampaignStore } from './store.ts'
+import { writeSummaryHtml } from './summary-html.ts'
 
 /** how long an ended campaign waits for every replica to have its last state */
 const SETTLE_TIMEOUT_MS = 30_000
@@ -27,7 +29,8 @@ export interface FinalizeIO {
 /**
  * The end of a campaign, in order: the last metrics line, the reports
  * (summary.md over every stored result, whichever coordinator stored it;
- * correctness against a reference), the audit's closing record, the final
+ * correctness against a reference), the audit's closing record, summary.html
+ * (the summary with charts, some drawn from that log), the final
  * record, and every replica holding that last state (a replica that cannot
  * is dropped from the record's replica list). Only then does status report
  * the end state.
@@ -40,9 +43,18 @@ export async function finalize (session: CampaignSession, io: FinalizeIO): Promi
   if (metrics !== session.lastMetrics) await appendMetrics(session.runDir, metrics, now)
   session.lastMetrics = metrics
   const report = await readResults(session, io)
-  await writeSummary(session.runDir, run, status, report.totals, report.correctness)
+  const markdown = await writeSummary(session.runDir, run, status, report.totals, report.correctness)
   session.audit.append({ type: 'finished', state: run.state, done: run.doneCount, failed: run.deadCount })
   await session.audit.flushed()
+  await writeSummaryHtml(session.runDir, `${run.spec.name} (${run.id})`, markdown, {
+    startedAt: status.startedAt,
+    endedAt: status.endedAt,
+    throughput: await throughputFromAudit(session.audit.file, report.names),
+    durationsMs: report.charts.durationsMs,
+    durationCount: report.charts.durationCount,
+    share: report.totals.workers.map(w => ({ name: w.name, done: w.done })),
+    sweep: report.charts.sweep()
+  }).catch((err: unknown) => { io.log.warn({ campaign: session.id, err: describeError(err) }, 'cannot write summary.html; summary.md is written') })
   const seq = await session.saveRecord({ workers: report.totals.workers })
   await settle(session, seq, io.log)
   session.reported = true
@@ -78,11 +90,12 @@ async function settle (session: CampaignSession, seq: number, log: Logger): Prom
 
 /**
  * One pass over the stored results: per-node and per-accelerator totals
- * (workers named from the campaign record, or the membership), failed
+ * (workers named from the campaign record, or the membership), what the
+ * report's charts draw (durations, a sweep's rows), failed
  * attempts per node from the shard records, and the predictions a
  * correctness report compares.
  */
-async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{ totals: RunTotals, correctness?: CorrectnessReport }> {
+async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{ totals: RunTotals, correctness?: CorrectnessReport, charts: ReportCollector, names: ReadonlyMap<string, string> }> {
   const run = session.run
   const names = new Map(io.peerNames())
   for (const [peer, name] of Object.entries(session.record.workerNames ?? {})) names.set(peer, name)
@@ -97,11 +110,14 @@ async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{
   }
   const accelerators = new Map<string, AcceleratorStats>()
   const w = run.spec.workload
+  const sh = run.spec.shards
+  const charts = new ReportCollector(run.plan, sh.kind === 'grid' ? Object.keys(sh.parameters).sort() : undefined)
   const reference = w.kind === 'onnx' && w.reference != null && run.state !== 'CANCELLED' ? w.reference : undefined
   const rows = w.kind === 'onnx' ? w.data.rows : 0
   const predictions = reference != null ? new Float64Array(rows) : undefined
   const present = reference != null ? new Uint8Array(rows) : undefined
-  for await (const { result } of io.store.results(session.id)) {
+  for await (const { index, result } of io.store.results(session.id)) {
+    charts.add(index, result)
     const s = stats(result.worker)
     s.done++
     s.busyMs += result.durationMs
@@ -122,10 +138,12 @@ async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{
   }
   for await (const { state } of io.store.shards(session.id)) for (const peer of state.failedOn ?? []) stats(peer).failed++
   const totals = { workers: [...workers.values()], accelerators }
-  if (reference == null || predictions == null || present == null || w.kind !== 'onnx') return { totals }
+  if (reference == null || predictions == null || present == null || w.kind !== 'onnx') return { totals, charts, names }
   const data = reference.data ?? w.data
   return {
     totals,
+    charts,
+    names,
     correctness: await correctness({
       predictions, present, reference: data, referencePath: io.blobPath(data.blob.hash), column: reference.column, tolerance: reference.tolerance
     })

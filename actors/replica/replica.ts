@@ -4,7 +4,7 @@ import type { Storage, Sublevel } from '../../node/storage.ts'
 import { decode } from '../../protocols/common/codec.ts'
 import {
   ReplicaOpsSchema, ReplicaRequestSchema, REPLICA_ACTOR, SnapshotSchema, VoteReplySchema,
-  type AppendReply, type ExportReply, type ReplicaOp, type ReplicaRequest, type Snapshot, type VoteReply
+  type AppendReply, type ExportReply, type ReplicaOp, type ReplicaRequest, type Snapshot, type SummaryFormat, type VoteReply
 } from '../../protocols/campaign/replica.ts'
 import type { BlobRef } from '../../protocols/campaign/spec.ts'
 import type { CampaignStore } from '../coordinator/store.ts'
@@ -40,8 +40,8 @@ export interface ReplicaPorts {
   localStatus: (id: string) => Promise<CampaignStatus | null>
   /** the campaign's results from an up-to-date copy here, stored as a blob `peer` may fetch (null: none here) */
   exportFor: (peer: string, id: string, format: 'jsonl' | 'csv') => Promise<ExportReply>
-  /** summary.md of a campaign this node coordinated and that has ended (null: none here) */
-  summaryFor: (id: string) => Promise<{ text: string } | null>
+  /** summary.md (or .html) of a campaign this node coordinated and that has ended (null: none here) */
+  summaryFor: (id: string, format: SummaryFormat) => Promise<{ text: string } | null>
   /** the audit log of a campaign this node coordinates, as a blob `peer` may fetch (null: none here) */
   auditFor: (peer: string, id: string) => Promise<{ blob: BlobRef, head?: string } | null>
   /** hand a campaign won in an election to the local coordinator */
@@ -133,7 +133,7 @@ class Replica implements Behavior<ReplicaMessage> {
       case 'lookup': return await this.#lookup(msg.campaignId)
       // answered when written, the mailbox going on meanwhile: a large export must not hold up the checkpoints
       case 'export': return new Later(this.#ports.exportFor(meta.from, msg.campaignId, msg.format))
-      case 'summary': return new Later(this.#ports.summaryFor(msg.campaignId))
+      case 'summary': return new Later(this.#ports.summaryFor(msg.campaignId, msg.format ?? 'md'))
       case 'audit': return new Later(this.#ports.auditFor(meta.from, msg.campaignId))
     }
     if (meta.from !== this.#ports.self) return undefined

@@ -11,7 +11,7 @@ import type { PeerView } from '../../actors/membership/membership.ts'
 import { REPLICA_ACTOR, type ReplicaMessage } from '../../actors/replica/replica.ts'
 import { describeError, UnavailableError } from '../../actors/runtime/errors.ts'
 import type { ActorHost } from '../../actors/runtime/host.ts'
-import { AuditReplySchema, ExportReplySchema, LookupReplySchema, SummaryReplySchema, type ExportReply } from '../../protocols/campaign/replica.ts'
+import { AuditReplySchema, ExportReplySchema, LookupReplySchema, SummaryReplySchema, type ExportReply, type SummaryFormat } from '../../protocols/campaign/replica.ts'
 import type { BlobRef } from '../../protocols/campaign/spec.ts'
 import type { CampaignState, CampaignStatus } from '../../protocols/campaign/status.ts'
 import type { BlobAccess } from '../blobs/access.ts'
@@ -177,14 +177,14 @@ export class CampaignLookup {
     throw new UnavailableError(`campaign ${id} is coordinated by ${status.coordinatorName ?? status.coordinator}, and no peer with an up-to-date copy sent its results (${failures.join('; ') || 'no other peer holds it'})${kind != null ? '; this node\'s own copy may be behind, so it is not used' : ''}; try again, or run zp results on the coordinator's node`)
   }
 
-  /** summary.md of an ended campaign, from the node that wrote it; null when unknown or not ended. */
-  async summary (id: string): Promise<string | null> {
+  /** summary.md (or summary.html) of an ended campaign, from the node that wrote it; null when unknown or not ended. */
+  async summary (id: string, format: SummaryFormat = 'md'): Promise<string | null> {
     const { kind } = await this.#kind(id)
-    if (kind === 'coordinator') return await this.summaryFor(id).then(r => r?.text ?? null)
+    if (kind === 'coordinator') return await this.summaryFor(id, format).then(r => r?.text ?? null)
     const status = await this.status(id)
     if (status == null || !isFinal(status.state)) return null
     try {
-      const reply = SummaryReplySchema.parse(await this.#init.host.ask({ peer: status.coordinator, name: REPLICA_ACTOR }, { type: 'summary', campaignId: id } satisfies ReplicaMessage, { timeoutMs: EXPORT_TIMEOUT_MS }))
+      const reply = SummaryReplySchema.parse(await this.#init.host.ask({ peer: status.coordinator, name: REPLICA_ACTOR }, { type: 'summary', campaignId: id, format } satisfies ReplicaMessage, { timeoutMs: EXPORT_TIMEOUT_MS }))
       return reply?.text ?? null
     } catch (err) {
       throw new UnavailableError(`the summary of ${id} is on its coordinator ${status.coordinatorName ?? status.coordinator}, which did not send it (${describeError(err)}); try again, or run zp summary on that node`)
@@ -226,11 +226,11 @@ export class CampaignLookup {
     return { blob, state: status?.state ?? record.state, done: status?.shards.done ?? record.done, total: record.shards }
   }
 
-  /** summary.md, when this node coordinated the campaign and it has ended. */
-  async summaryFor (id: string): Promise<{ text: string } | null> {
+  /** summary.md (or summary.html), when this node coordinated the campaign and it has ended. */
+  async summaryFor (id: string, format: SummaryFormat = 'md'): Promise<{ text: string } | null> {
     const own = await this.#init.store.campaign(id)
     if (own == null || own.movedTo != null || !isFinal(own.state)) return null
-    const text = await readFile(join(own.runDir, 'summary.md'), 'utf8').catch(() => null)
+    const text = await readFile(join(own.runDir, `summary.${format}`), 'utf8').catch(() => null)
     return text != null ? { text } : null
   }
 

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import { summarizeIssues } from '../../protocols/common/validate.ts'
 import { BurstSchema, DetachedSchema } from '../../protocols/bridge/schema.ts'
+import type { SummaryFormat } from '../../protocols/campaign/replica.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import type { ExportFormat } from './export.ts'
 import type { ResultsAnswer } from './lookup.ts'
@@ -17,8 +18,8 @@ export interface CampaignApi {
   cancel: (id: string) => Promise<CampaignStatus | null>
   /** null when the campaign is unknown here; one that has not succeeded only with `partial` (else NotEndedError) */
   results: (id: string, format: ExportFormat, opts?: { partial?: boolean }) => Promise<ResultsAnswer | null>
-  /** summary.md once the campaign has ended; null when unknown or not ended */
-  summary: (id: string) => Promise<string | null>
+  /** summary.md (or summary.html, with charts) once the campaign has ended; null when unknown or not ended */
+  summary: (id: string, format: SummaryFormat) => Promise<string | null>
   resume: (id: string) => Promise<CampaignStatus | null>
   auditVerify: (id: string) => Promise<AuditVerdict | null>
 }
@@ -46,6 +47,7 @@ export const SubmitBodySchema = z.union([
 export type SubmitBody = z.infer<typeof SubmitBodySchema>
 
 const FormatSchema = z.enum(['jsonl', 'csv'])
+const SummaryFormatSchema = z.enum(['md', 'html'])
 const PartialSchema = z.enum(['true', 'false'])
 
 export function campaignRoutes (api: CampaignApi) {
@@ -87,14 +89,22 @@ export function campaignRoutes (api: CampaignApi) {
       }
     })
     app.get('/v1/campaigns/:id/summary', async c => {
+      const format = SummaryFormatSchema.safeParse(c.req.query('format') ?? 'md')
+      if (!format.success) return c.json({ error: 'invalid_request', message: 'format must be md or html' }, 400)
       let text: string | null
       try {
-        text = await api.summary(c.req.param('id'))
+        text = await api.summary(c.req.param('id'), format.data)
       } catch (err) {
         return unavailable(c, err)
       }
-      if (text == null) return c.json({ error: 'not_found', message: `no summary for ${c.req.param('id')} yet: a summary is written when a campaign ends (or the campaign is unknown on this node and its live peers)` }, 404)
-      c.header('content-type', 'text/markdown; charset=utf-8')
+      if (text == null) return c.json({ error: 'not_found', message: `no summary${format.data === 'html' ? '.html' : ''} for ${c.req.param('id')} yet: a summary is written when a campaign ends (or the campaign is unknown on this node and its live peers; a campaign that ended before reports had charts has no summary.html)` }, 404)
+      if (format.data === 'md') {
+        c.header('content-type', 'text/markdown; charset=utf-8')
+        return c.body(text)
+      }
+      // the page needs nothing but its own inline styles: anything else it might name is refused by the browser
+      c.header('content-type', 'text/html; charset=utf-8')
+      c.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
       return c.body(text)
     })
     app.get('/v1/campaigns/:id/results', async c => {

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import { coordinatorActor, COORDINATOR_ACTOR, type CoordinatorMessage } from '../../actors/coordinator/coordinator.ts'
 import { CampaignStore } from '../../actors/coordinator/store.ts'
+import type { CoordinatorMetrics } from '../../actors/coordinator/session.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { describeError } from '../../actors/runtime/errors.ts'
@@ -10,7 +11,7 @@ import type { ActorHost } from '../../actors/runtime/host.ts'
 import type { PeerView } from '../../actors/membership/membership.ts'
 import { createRunners, type Runners } from '../../actors/worker/runners/index.ts'
 import type { ExecTemplates } from '../../actors/worker/runners/types.ts'
-import { workerActor, WORKER_ACTOR, type WorkerMessage } from '../../actors/worker/worker.ts'
+import { workerActor, WORKER_ACTOR, type WorkerMessage, type WorkerMetrics } from '../../actors/worker/worker.ts'
 import { replicaActor, REPLICA_ACTOR } from '../../actors/replica/replica.ts'
 import { detachedActor, DETACHED_ACTOR } from '../../bootstrap/slurm/detached.ts'
 import type { NodeBridges } from '../bridges.ts'
@@ -25,6 +26,7 @@ import type { ExportFormat } from './export.ts'
 import { campaignReferences } from './blob-refs.ts'
 import { CampaignLookup, type ResultsAnswer } from './lookup.ts'
 import { CampaignFileError, loadCampaignFile, loadCampaignObject, resolveCampaign } from './load.ts'
+import type { SummaryFormat } from '../../protocols/campaign/replica.ts'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { CampaignApi, SubmitBody } from './routes.ts'
 
@@ -63,6 +65,8 @@ export interface CampaignServiceInit {
   bridges?: NodeBridges
   /** the node's exec config file (detached exec campaigns hand it to run-shard) */
   execConfig?: string
+  /** the node's Prometheus metrics: what its coordinator and worker count */
+  metrics?: { coordinator: CoordinatorMetrics, worker: WorkerMetrics }
 }
 
 /**
@@ -103,6 +107,7 @@ export class CampaignService implements CampaignApi {
       peers: init.peers,
       defaultReplicas: init.defaultReplicas,
       resume: init.resume,
+      metrics: init.metrics?.coordinator,
       ...(init.bridges != null ? { lifecycle: this.#bridgeLifecycle(init.bridges) } : {}),
       blobs: {
         grant: (scope, peer, hashes) => {
@@ -147,7 +152,7 @@ export class CampaignService implements CampaignApi {
       },
       localStatus: async (id) => await this.#init.host.ask<CampaignStatus | null>(this.#coordinator, { type: 'status', id } satisfies CoordinatorMessage),
       exportFor: async (peer, id, format) => await this.#lookup.exportFor(peer, id, format),
-      summaryFor: async (id) => await this.#lookup.summaryFor(id),
+      summaryFor: async (id, format) => await this.#lookup.summaryFor(id, format),
       auditFor: async (peer, id) => await this.#lookup.auditFor(peer, id),
       takeover: async (msg) => { await init.host.tell(this.#coordinator, { type: 'takeover', ...msg } satisfies CoordinatorMessage) }
     }))
@@ -167,6 +172,7 @@ export class CampaignService implements CampaignApi {
         inUse.clear()
       },
       isTrusted: init.isTrusted,
+      metrics: init.metrics?.worker,
       blobs: {
         fetch: async (from, ref, signal) => {
           use(ref.hash)
@@ -285,9 +291,9 @@ export class CampaignService implements CampaignApi {
     return await this.#lookup.results(id, format, opts)
   }
 
-  /** summary.md of an ended campaign, from any node. */
-  async summary (id: string): Promise<string | null> {
-    return await this.#lookup.summary(id)
+  /** summary.md (or summary.html) of an ended campaign, from any node. */
+  async summary (id: string, format: SummaryFormat = 'md'): Promise<string | null> {
+    return await this.#lookup.summary(id, format)
   }
 
   /**

@@ -82,6 +82,23 @@ export async function follow (client: ApiClient, id: string, opts: { signal?: Ab
   return status
 }
 
+/** `zp status ID --watch` on stderr; Ctrl-C stops it cleanly (exit 130, no status). */
+async function watchUntilEnd (api: ApiClient, id: string): Promise<CampaignStatus | undefined> {
+  const { watch } = await import('./watch.ts')
+  const stop = new AbortController()
+  const onInt = (): void => { stop.abort(new Error('interrupted')) }
+  process.once('SIGINT', onInt)
+  try {
+    return await watch(api, id, { out: process.stderr, signal: stop.signal })
+  } catch (err) {
+    if (!stop.signal.aborted) throw err
+    process.exitCode = 130
+    return undefined
+  } finally {
+    process.off('SIGINT', onInt)
+  }
+}
+
 /** Peers that will not work for the campaign's coordinator, and what to do about it; null when none. */
 function refusal (s: CampaignStatus): string | null {
   const peers = s.refusedBy ?? []
@@ -211,7 +228,7 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
     })
 
   target(program.command('status').argument('[id]', 'campaign id (default: all campaigns not yet finished)').description('show a campaign, or the running ones'))
-    .option('--watch', 'follow it until it ends')
+    .option('--watch', 'a live view (a bar per shard state, rate, ETA, workers) until it ends; plain lines when stderr is not a terminal; exit non-zero unless it succeeds')
     .option('--json', 'print JSON')
     .action(async (id: string | undefined, flags: Record<string, unknown>) => {
       const api = await client(flags)
@@ -222,9 +239,20 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
         else printList(active, 'no campaign is running on this node (\'zp runs\' lists the finished ones); submit one with: zp submit campaign.yaml')
         return
       }
-      const status = flags.watch === true ? await follow(api, id) : await api.get<CampaignStatus>(`/v1/campaigns/${id}`)
+      const status = flags.watch === true ? await watchUntilEnd(api, id) : await api.get<CampaignStatus>(`/v1/campaigns/${id}`)
+      if (status == null) return
       if (flags.json === true) process.stdout.write(JSON.stringify(status, null, 2) + '\n')
       else printStatus(status)
+      if (flags.watch === true) process.exitCode = exitCodeOf(status.state)
+    })
+
+  target(program.command('report').argument('<id>', 'campaign id').description('save the summary.html of an ended campaign (tables and charts, from any node); prints its path'))
+    .option('--out <file>', 'where to write it (default ./<name>-<id>.html)')
+    .option('--open', 'open it in the browser')
+    .action(async (id: string, flags: Record<string, unknown>) => {
+      const { saveReport } = await import('./report.ts')
+      const path = await saveReport(await client(flags), id, { out: flags.out as string | undefined, open: flags.open === true })
+      process.stdout.write(path + '\n')
     })
 
   target(program.command('cancel').argument('<id>', 'campaign id').description('stop leasing, abort running shards, keep what finished'))

@@ -116,8 +116,8 @@ export const ReplicaRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('lookup'), campaignId: CampaignId }),
   /** anyone: the campaign's results as this node holds them, offered to the asker as a blob */
   z.object({ type: z.literal('export'), campaignId: CampaignId, format: z.enum(['jsonl', 'csv']) }),
-  /** anyone: an ended campaign's summary.md, from the node that wrote it */
-  z.object({ type: z.literal('summary'), campaignId: CampaignId }),
+  /** anyone: an ended campaign's summary.md (or summary.html, with charts), from the node that wrote it */
+  z.object({ type: z.literal('summary'), campaignId: CampaignId, format: z.enum(['md', 'html']).optional() }),
   /** anyone: the campaign's audit log, offered to the asker as a blob, to verify where it asks */
   z.object({ type: z.literal('audit'), campaignId: CampaignId })
 ])
@@ -195,7 +195,10 @@ export const ExportReplySchema = z.object({
 }).nullable()
 export type ExportReply = z.infer<typeof ExportReplySchema>
 
-/** An ended campaign's summary.md, from the node that wrote it; null when it has none. */
+/** The two files an ended campaign's summary is written as: summary.md, and summary.html with charts. */
+export type SummaryFormat = 'md' | 'html'
+
+/** An ended campaign's summary (summary.md or summary.html), from the node that wrote it; null when it has none. */
 export const SummaryReplySchema = z.object({ text: z.string().max(16 * 1024 * 1024) }).nullable()
 
 /** A campaign's audit log as a blob to fetch, and the head its coordinator's record names (when ended). */

@@ -66,6 +66,8 @@ describe('the control API of a real node', () => {
     expect(await call('GET', `/v1/campaigns/${id}/results?format=csv`)).toMatchObject({ status: 200, type: expect.stringContaining('text/csv') })
     expect(await call('GET', `/v1/campaigns/${id}/results?format=xml`)).toMatchObject({ status: 400, body: { error: 'invalid_request' } })
     expect(await call('GET', `/v1/campaigns/${id}/audit`)).toMatchObject({ status: 200, body: { ok: true } })
+    expect(await call('GET', `/v1/campaigns/${id}/summary?format=html`)).toMatchObject({ status: 200, type: expect.stringContaining('text/html'), body: expect.stringContaining('<svg ') })
+    expect(await call('GET', `/v1/campaigns/${id}/summary?format=pdf`)).toMatchObject({ status: 400, body: { error: 'invalid_request' } })
     expect(await call('POST', `/v1/campaigns/${id}/cancel`)).toMatchObject({ status: 200, body: { state: 'SUCCEEDED' } })
     expect(await call('POST', `/v1/campaigns/${id}/resume`)).toMatchObject({ status: 409, body: { error: 'conflict' } })
     for (const path of ['', '/summary', '/results', '/audit']) expect((await call('GET', `/v1/campaigns/c-unknown${path}`)).status).toBe(404)
