@@ -28,6 +28,20 @@ export interface WorkerPorts {
   setBusy: (busy: number) => void
   /** may this peer coordinate work here (the node's trust policy) */
   isTrusted: (peer: string) => boolean
+  /** hears of every shard that ends here (the node's Prometheus metrics) */
+  metrics?: WorkerMetrics
+}
+
+export interface WorkerMetrics {
+  shardEnded: (e: {
+    campaign: string
+    kind: Workload['kind']
+    outcome: 'ok' | 'failed' | 'cancelled' | 'released'
+    seconds: number
+    /** how many result rows it produced, when it succeeded (counted, not encoded again: that would cost a second serialisation) */
+    resultRows?: number
+    timedOut?: boolean
+  }) => void
 }
 
 /** Who coordinates a campaign, as far as this worker knows: fencing by term, and who may take over. */
@@ -256,6 +270,7 @@ class Worker implements Behavior<WorkerMessage> {
     const limit = deadline(task.lease.timeoutMs, task.abort.signal)
     const signal = limit.signal
     let outcome: Extract<CoordinatorRequest, { type: 'result' }>['outcome'] | undefined
+    let timedOut = false
     // shards that take a while are reported RUNNING; quick ones need no extra message
     const startedTimer = setTimeout(() => { this.#progress(task, 0) }, STARTED_AFTER_MS)
     try {
@@ -284,7 +299,7 @@ class Worker implements Behavior<WorkerMessage> {
       } else if (task.aborted === 'draining') {
         this.#release(task, 'worker drained before the shard finished')
       } else {
-        const timedOut = signal.aborted && !task.abort.signal.aborted
+        timedOut = signal.aborted && !task.abort.signal.aborted
         const message = timedOut ? `shard timed out after ${task.lease.timeoutMs} ms` : describeError(err)
         const retryable = err instanceof ShardFailure ? err.retryable : true
         log.warn({ err: message, retryable }, 'shard failed')
@@ -294,6 +309,16 @@ class Worker implements Behavior<WorkerMessage> {
     clearTimeout(startedTimer)
     limit.clear()
     const durationMs = performance.now() - started
+    // per shard, so debug: `zp logs ID --shard I` finds it on nodes run with --log-level debug
+    if (outcome?.ok === true) log.debug({ durationMs: Math.round(durationMs) }, 'shard done')
+    this.#ports.metrics?.shardEnded({
+      campaign: task.campaignId,
+      kind: task.workload.kind,
+      outcome: outcome == null ? (task.aborted === 'draining' ? 'released' : 'cancelled') : outcome.ok ? 'ok' : 'failed',
+      seconds: durationMs / 1000,
+      ...(outcome?.ok === true ? { resultRows: outcome.output?.rows?.length ?? 0 } : {}),
+      timedOut
+    })
     // the slot is free once the work is: delivering the result must not hold it,
     // or the coordinator's next lease would find this worker still full
     await this.#ctx.tell(this.#ctx.self, { type: 'task-done', key: task.key }).catch(() => {})
