@@ -10,29 +10,33 @@ import { systemActor, SYSTEM_ACTOR } from '../actors/system/system.ts'
 import { COORDINATOR_ACTOR } from '../actors/coordinator/coordinator.ts'
 import type { ExecTemplates } from '../actors/worker/runners/types.ts'
 import type { ActorTransport } from '../protocols/actor/transport.ts'
-import { deadline, raceSignal } from '../protocols/common/signals.ts'
 import type { CapabilityReport } from '../protocols/membership/capabilities.ts'
+import type { Load } from '../protocols/membership/schema.ts'
 import { HEARTBEAT_TOPIC } from '../protocols/membership/constants.ts'
-import { bridgeRoutes } from './api/bridge-routes.ts'
-import { nodeRoutes, type BootstrapAttempt } from './api/routes.ts'
+import type { BootstrapAttempt } from './api/routes.ts'
+import type { ApiServer } from './api/server.ts'
 import { openCampaigns } from './campaign-wiring.ts'
-import { startApi, type ApiServer } from './api/server.ts'
-import { loadOrCreateToken } from './api/token.ts'
 import type { BlobAccess } from './blobs/access.ts'
 import type { BlobGc } from './blobs/gc.ts'
 import type { BlobService } from './blobs/service.ts'
 import { BootstrapJoin } from './bootstrap-join.ts'
-import { campaignRoutes } from './campaign/routes.ts'
 import type { CampaignService } from './campaign/service.ts'
 import { CapabilityProbe } from './capabilities.ts'
-import { removeNodeInfo, writeNodeInfo } from './datadir.ts'
+import { dataPaths, removeNodeInfo, writeNodeInfo } from './datadir.ts'
+import { runDrainHooks, type DrainHook } from './drain.ts'
 import { execCapabilities } from './exec-config.ts'
 import { IdleWatcher, nodeDuties } from './idle.ts'
 import { KnownPeers } from './known-peers.ts'
+import { queryLogFile } from './logs/file.ts'
 import type { MeshLibp2p } from './libp2p.ts'
 import { NodeLifecycle, type NodeState } from './lifecycle.ts'
 import { meshPort, wireMeshEvents } from './mesh-wiring.ts'
+import { startNodeApi } from './node-api.ts'
 import { DEFAULT_API, DEFAULT_LISTEN, type NodeOptions } from './options.ts'
+import { UtilisationSampler } from './probe/utilisation.ts'
+import { startMetricsListener, type MetricsListener } from './metrics/listener.ts'
+import type { NodeMetrics } from './metrics/metrics.ts'
+import { nodeSources } from './metrics/sources.ts'
 import { openNodeParts, type NodeParts } from './parts.ts'
 import type { Psk } from './psk.ts'
 import type { Db, Storage } from './storage.ts'
@@ -43,11 +47,7 @@ export type { NodeState } from './lifecycle.ts'
 export const VERSION: string = pkg.version
 export { DEFAULT_API, DEFAULT_LISTEN, type NodeOptions }
 
-/** Work that must finish (or be handed back) before a draining node stops. */
-export type DrainHook = (signal: AbortSignal) => Promise<void>
-
-/** past the drain deadline, how long the hooks get to hand their work back before the node stops anyway */
-const HAND_BACK_MS = 5000
+export type { DrainHook } from './drain.ts'
 
 /**
  * One mesh node: identity, libp2p, the actor host with its system actors,
@@ -62,6 +62,8 @@ export class ZpNode {
   readonly log: Logger
   readonly libp2p: MeshLibp2p
   readonly host: ActorHost
+  /** this node's Prometheus registry (GET /metrics, --metrics) */
+  readonly metrics: NodeMetrics
   readonly trust: Trust
   readonly db: Db
   readonly storage: Storage
@@ -79,8 +81,10 @@ export class ZpNode {
   readonly #lifetime = new AbortController()
   readonly #stopped = Promise.withResolvers<void>()
   #api: ApiServer | undefined
+  #metricsListener: MetricsListener | undefined
   #stopping: Promise<void> | undefined
   #probe: CapabilityProbe | undefined
+  #utilisation: UtilisationSampler | undefined
   #idle: IdleWatcher | undefined
   #busySlots = 0
   readonly #lifecycle: NodeLifecycle
@@ -105,6 +109,7 @@ export class ZpNode {
     this.gc = parts.gc
     this.#transport = parts.transport
     this.host = parts.host
+    this.metrics = parts.metrics
     this.#lifecycle = new NodeLifecycle(this.log)
     this.#knownPeers = new KnownPeers(this.db)
     this.#bootstrap = new BootstrapJoin({
@@ -219,10 +224,20 @@ export class ZpNode {
     }
   }
 
+  /** this machine's latest hardware load sample: heartbeats and metrics carry it */
+  load (): Load | null {
+    return this.#utilisation?.latest ?? null
+  }
+
+  get #logFile (): string {
+    return this.#opts.logPath ?? dataPaths(this.dataDir).log
+  }
+
   async #start (): Promise<void> {
     const { libp2p, log } = this
     const membership = { peer: this.peerId, name: MEMBERSHIP_ACTOR }
     const tellMembership = (msg: MembershipMessage): void => {
+      if (msg.type === 'heartbeat') this.metrics.heartbeat('received')
       void this.host.tell(membership, msg).catch(() => {})
     }
 
@@ -233,15 +248,17 @@ export class ZpNode {
       timings: this.#opts.timings,
       multiaddrs: () => this.multiaddrs(),
       slots: () => this.slots(),
+      load: () => this.load(),
       onTransition: (t) => {
         void this.#knownPeers.record(t)
         for (const listener of this.#transitionListeners) listener(t)
       },
-      port: meshPort(libp2p)
+      port: meshPort(libp2p, () => { this.metrics.heartbeat('sent') })
     }))
     this.host.spawn(SYSTEM_ACTOR, systemActor({
       info: () => this.info(),
-      drain: (reason) => { void this.drain(reason) }
+      drain: (reason) => { void this.drain(reason) },
+      logs: async (q) => await queryLogFile(this.#logFile, q)
     }))
     this.#probe = new CapabilityProbe({
       probe: this.#opts.probe,
@@ -254,6 +271,7 @@ export class ZpNode {
     })
     const { campaigns, bridges } = openCampaigns(this, this.#opts, { access: this.#blobAccess, execTemplates: this.#execTemplates })
     this.#campaigns = campaigns
+    this.metrics.setSources(nodeSources(this))
     this.onDrain(async (signal) => { await campaigns.drain(signal) })
     this.onPeerTransition((t) => {
       if (t.to === 'dead' || t.to === 'draining') {
@@ -271,23 +289,30 @@ export class ZpNode {
     libp2p.services.pubsub.subscribe(HEARTBEAT_TOPIC)
 
     if (this.#opts.api !== false) {
-      const api = this.#opts.api ?? DEFAULT_API
-      this.#api = await startApi({
-        host: api.host,
-        port: api.port,
-        token: await loadOrCreateToken(this.dataDir),
+      this.#api = await startNodeApi({
+        node: this,
+        campaigns,
+        bridges,
+        logFile: this.#logFile,
+        listen: this.#opts.api ?? DEFAULT_API,
+        extra: this.#opts.apiRoutes,
         log,
-        routes: [nodeRoutes(this), campaignRoutes(campaigns), bridgeRoutes(bridges.registry), ...(this.#opts.apiRoutes ?? [])]
+        signal: this.#lifetime.signal
       })
     }
 
-    const where = { multiaddrs: this.multiaddrs(), api: this.apiUrl ?? null, pid: process.pid }
+    if (this.#opts.metrics != null) this.#metricsListener = await startMetricsListener({ ...this.#opts.metrics, metrics: this.metrics, log })
+    const where = { multiaddrs: this.multiaddrs(), api: this.apiUrl ?? null, metrics: this.#metricsListener?.url ?? null, pid: process.pid }
     this.#lifecycle.become('started', { peerId: this.peerId, ...where, dataDir: this.dataDir, psk: this.psk?.fingerprint ?? null })
     if (this.#opts.writeNodeInfo !== false) {
       await writeNodeInfo(this.dataDir, { peerId: this.peerId, name: this.name, ...where, startedAt: new Date(this.incarnation).toISOString(), version: VERSION })
     }
 
     this.#probe.start()
+    if (this.#opts.loadIntervalMs !== false) {
+      this.#utilisation = new UtilisationSampler({ intervalMs: this.#opts.loadIntervalMs, signal: this.#lifetime.signal, log: log.child({ component: 'utilisation' }) })
+      this.#utilisation.start()
+    }
     this.gc.start()
     if (this.#opts.exitWhenIdleMs != null) {
       this.#idle = new IdleWatcher({
@@ -311,18 +336,7 @@ export class ZpNode {
     this.#idle?.stop()
     await this.host.ask({ peer: this.peerId, name: MEMBERSHIP_ACTOR }, { type: 'set-state', state: 'draining' } satisfies MembershipMessage, { timeoutMs: 5000 })
       .catch(() => {})
-    const timeoutMs = this.#opts.drainTimeoutMs ?? 60_000
-    const d = deadline(timeoutMs)
-    // at the deadline the hooks hand their work back; one that hangs even so (a result it cannot deliver) does not keep the node up
-    const hard = deadline(timeoutMs + HAND_BACK_MS)
-    try {
-      await raceSignal(Promise.allSettled([...this.#drainHooks].map(async hook => { await hook(d.signal) })), hard.signal)
-    } catch {
-      this.log.warn({ drainTimeoutMs: timeoutMs }, `work was not handed back within ${HAND_BACK_MS} ms of the drain deadline; stopping anyway`)
-    } finally {
-      d.clear()
-      hard.clear()
-    }
+    await runDrainHooks(this.#drainHooks, this.#opts.drainTimeoutMs ?? 60_000, this.log)
     await this.stop()
   }
 
@@ -349,6 +363,7 @@ export class ZpNode {
         .catch(() => {})
     }
     await this.#api?.close().catch(() => {})
+    await this.#metricsListener?.close().catch(() => {})
     this.#transport.stop()
     await this.host.stop()
     await this.#campaigns?.stop().catch(() => {})

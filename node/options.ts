@@ -30,6 +30,8 @@ export interface NodeOptions {
   trustMesh?: boolean
   /** control API address, or false for none */
   api?: { host: string, port: number } | false
+  /** a second listener serving only GET /metrics without the token, for Prometheus (zp-node --metrics; loopback or the overlay) */
+  metrics?: { host: string, port: number }
   /** extra API routes (campaign endpoints mount here) */
   apiRoutes?: ApiRoutes[]
   /** capability probing; `false` skips it, a report skips it and uses that report */
@@ -43,6 +45,8 @@ export interface NodeOptions {
    */
   labels?: Labels
   slots?: number
+  /** sample CPU, memory and GPU load this often for the heartbeat (default 5 s); false: never */
+  loadIntervalMs?: number | false
   /** YAML/JSON file of the command templates exec workloads may run on this node */
   execConfig?: string
   /** pick up the campaigns this node coordinated when it stopped (default true) */
@@ -63,6 +67,8 @@ export interface NodeOptions {
   logger?: Logger
   /** write logs to <data-dir>/logs/node.log (default true) */
   logFile?: boolean
+  /** the JSON log file `zp logs` reads, when the logger writes elsewhere than <data-dir>/logs/node.log (zp-node --log-file) */
+  logPath?: string
   /** write <data-dir>/node.json (default true) */
   writeNodeInfo?: boolean
 }

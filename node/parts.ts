@@ -17,6 +17,7 @@ import { createMeshLibp2p, type MeshLibp2p } from './libp2p.ts'
 import { createLogger } from './logger.ts'
 import { mdnsServiceTag } from './mesh-wiring.ts'
 import { DEFAULT_LISTEN, type NodeOptions } from './options.ts'
+import { NodeMetrics } from './metrics/metrics.ts'
 import { loadPsk, type Psk } from './psk.ts'
 import { openDb, Storage, type Db } from './storage.ts'
 import { Trust } from './trust.ts'
@@ -37,6 +38,7 @@ export interface NodeParts {
   gc: BlobGc
   transport: ActorTransport
   host: ActorHost
+  metrics: NodeMetrics
 }
 
 /**
@@ -74,6 +76,7 @@ export async function openNodeParts (opts: NodeOptions): Promise<NodeParts> {
     if (opts.trustMesh === true && psk == null) {
       log.warn('--trust-mesh without --psk: any host that can reach this node may run work on it; use a pre-shared key')
     }
+    const metrics = new NodeMetrics()
     const blobAccess = new BlobAccess(peer => trust.isTrusted(peer))
     const transport = new ActorTransport(async (peer, signal) => await libp2p.dialProtocol(peerIdFromString(peer), ACTOR_PROTOCOL, {
       signal, maxOutboundStreams: MAX_STREAMS
@@ -89,10 +92,11 @@ export async function openNodeParts (opts: NodeOptions): Promise<NodeParts> {
       trust,
       libp2p,
       blobAccess,
-      blobs: new BlobService({ libp2p, store, access: blobAccess, log: log.child({ component: 'blobs' }) }),
+      blobs: new BlobService({ libp2p, store, access: blobAccess, log: log.child({ component: 'blobs' }), metrics: metrics.blobs }),
       gc: new BlobGc({ store, retentionMs: opts.blobRetentionMs ?? DEFAULT_BLOB_RETENTION_MS, log: log.child({ component: 'blob-gc' }) }),
       transport,
-      host: new ActorHost({ self: peerId, logger: log, trust, transport })
+      host: new ActorHost({ self: peerId, logger: log, trust, transport, metrics: metrics.host }),
+      metrics
     }
   } catch (err) {
     await db.close().catch(() => {})

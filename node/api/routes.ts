@@ -41,6 +41,8 @@ export interface PeerJson {
   /** the labels it advertises (zp-node --label, bridges); {} when none */
   labels: Record<string, string>
   slots: PeerView['slots']
+  /** its hardware load at its last sample (CPU and GPU busy 0..1, memory in bytes); null when unknown (an older node, sampling off, none yet) */
+  load: PeerView['load']
   /** epoch ms of the last heartbeat or hello heard from the peer */
   lastSeenMs: number
   /** epoch ms of its last state change */
@@ -61,6 +63,7 @@ export function peerJson (p: PeerView): PeerJson {
     accelerators: p.capabilities != null ? summarizeAccelerators(p.capabilities) : [],
     labels: p.capabilities?.labels ?? {},
     slots: p.slots,
+    load: p.load,
     lastSeenMs: p.lastSeenMs,
     stateSince: p.stateSince,
     incarnation: p.incarnation

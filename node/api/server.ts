@@ -52,6 +52,11 @@ export interface ApiRoutes {
   (app: Hono): void
 }
 
+/** The web dashboard (node/dashboard/): every path under /ui goes to it, with its own session check. */
+export interface UiApp {
+  fetch: (req: Request) => Response | Promise<Response>
+}
+
 export interface ApiServer {
   url: string
   close: () => Promise<void>
@@ -61,7 +66,7 @@ export interface ApiServer {
  * The control API: JSON over HTTP on loopback, every request checked against
  * the bearer token in the data dir. Routes are mounted by the caller.
  */
-export async function startApi (opts: { host: string, port: number, token: string, log: Logger, routes: ApiRoutes[] }): Promise<ApiServer> {
+export async function startApi (opts: { host: string, port: number, token: string, log: Logger, routes: ApiRoutes[], ui?: UiApp }): Promise<ApiServer> {
   const app = new Hono()
   const checkFile = process.env[OPENAPI_CHECK_ENV]
   // first, so that it sees every answer (401s and 500s too); imported only here: ajv is a dev dependency
@@ -79,7 +84,10 @@ export async function startApi (opts: { host: string, port: number, token: strin
     opts.log.error({ err: err.message, path: c.req.path }, 'control API request failed')
     return c.json({ error: 'internal', message: err.message }, 500)
   })
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server
+  const ui = opts.ui
+  // the dashboard's pages answer with HTML and check a session cookie instead of the bearer token
+  const fetch = ui == null ? app.fetch : (req: Request): Response | Promise<Response> => /^\/ui(?:\/|$)/.test(new URL(req.url).pathname) ? ui.fetch(req) : app.fetch(req)
+  const server = createAdaptorServer({ fetch }) as Server
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(err.code === 'EADDRINUSE'

@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { parseBootstrap } from '../../bootstrap/address.ts'
 import type { Labels } from '../../protocols/bridge/schema.ts'
 import { parseApiAddress } from '../api/server.ts'
+import { parseMetricsAddress } from '../metrics/listener.ts'
 import { dataPaths, removeNodeInfoSync, resolveDataDir } from '../datadir.ts'
 import { loadOrCreateIdentity, peerIdOf } from '../identity.ts'
 import { createLogger } from '../logger.ts'
@@ -27,6 +28,7 @@ interface NodeFlags {
   announce?: string[]
   dataDir?: string
   api: string | false
+  metrics?: string
   name?: string
   psk?: string
   pskEnv?: string
@@ -59,6 +61,7 @@ function nodeOptions (cmd: Command): Command {
     .option('--data-dir <dir>', 'identity, database, logs and node.json (default $ZP_DATA_DIR or ~/.zp)')
     .option('--api <host:port>', `control API on loopback; port 0 picks a free one (default ${DEFAULT_API.host}:${DEFAULT_API.port})`)
     .option('--no-api', 'run without the control API')
+    .option('--metrics <host:port>', 'also serve GET /metrics without the API token, for Prometheus; bind it to loopback or the overlay address, never a public one (port 0 picks a free one; node.json says which)')
     .option('--name <name>', 'name shown in peer tables and logs (default: host name)')
     .option('--psk <file>', 'pre-shared key file: only nodes with the same key can connect (zp-node psk generate)')
     .option('--psk-env <var>', 'the pre-shared key\'s text in this environment variable instead of a file (a Kubernetes Secret)')
@@ -135,6 +138,7 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
     trustBootstrap: flags.trustBootstrap,
     trustMesh: flags.trustMesh,
     api,
+    ...(flags.metrics != null ? { metrics: parseMetricsAddress(flags.metrics) } : {}),
     mdns: flags.mdns,
     probe: { plugins: flags.probePlugin, onnx: flags.onnxProbe },
     slots: flags.slots,
@@ -146,7 +150,8 @@ async function toNodeOptions (flags: NodeFlags, bootstrap: string[]): Promise<No
     timings,
     drainTimeoutMs: flags.drainTimeoutMs,
     exitWhenIdleMs: flags.exitWhenIdle,
-    logger: createLogger({ file: flags.logFile ?? dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined })
+    logger: createLogger({ file: flags.logFile ?? dataPaths(dataDir).log, level: flags.logLevel as 'info' | undefined }),
+    logPath: flags.logFile
   }
 }
 

@@ -5,6 +5,8 @@ import { resolveDataDir } from '../datadir.ts'
 import { VERSION } from '../node.ts'
 import { bridgeCommands } from './bridge.ts'
 import { campaignCommands } from './campaigns.ts'
+import { dashboardCommand } from './dashboard.ts'
+import { logsCommand } from './logs.ts'
 import { exitWithError } from './errors.ts'
 import { renderPeerTable } from './format.ts'
 
@@ -34,13 +36,16 @@ export function buildProgram (): Command {
 
   targetOptions(program.command('peers').description('list the mesh as this node sees it'))
     .option('--json', 'print JSON: an array of peers')
-    .action(async (flags: TargetFlags & { json?: boolean }) => {
+    .option('--wide', 'add columns for each peer\'s CPU, memory and GPU load (from its last heartbeat)')
+    .action(async (flags: TargetFlags & { json?: boolean, wide?: boolean }) => {
       const peers = await (await client(flags)).get<PeerJson[]>('/v1/peers')
-      process.stdout.write(flags.json === true ? JSON.stringify(peers, null, 2) + '\n' : renderPeerTable(peers) + '\n')
+      process.stdout.write(flags.json === true ? JSON.stringify(peers, null, 2) + '\n' : renderPeerTable(peers, Date.now(), { wide: flags.wide === true }) + '\n')
     })
 
   campaignCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
   bridgeCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
+  dashboardCommand(program, targetOptions)
+  logsCommand(program, targetOptions, async (flags) => await client(flags as TargetFlags))
 
   return program
 }
