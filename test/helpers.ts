@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,4 +38,13 @@ export const shardsOf = parseRanges
 /** Every shard a campaign's audit records as done (its `results` records), in log order. */
 export function auditedResults (records: ReadonlyArray<Record<string, unknown>>): number[] {
   return records.filter(r => r.type === 'results').flatMap(r => shardsOf(r.shards))
+}
+
+/** A TCP port free on 127.0.0.1 now (for programs that cannot be told port 0, like Caddy and Prometheus). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>(resolve => server.close(() => { resolve() }))
+  return port
 }

@@ -1,7 +1,6 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { request } from 'node:https'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -9,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { certPaths } from '../../bootstrap/certs/layout.ts'
 import type { LocalNode } from '../../bootstrap/local.ts'
 import { resolveApiTarget } from '../../node/api/client.ts'
-import { waitFor } from '../helpers.ts'
+import { freePort, waitFor } from '../helpers.ts'
 import { createProcessMesh, runCli, type ProcessMesh } from './harness.ts'
 
 // deploy/caddy/Caddyfile as an operator runs it: Debian's caddy in front of a real node, certificates from
@@ -27,14 +26,6 @@ function caddyVersion (): string | undefined {
 }
 const CADDY = caddyVersion()
 const SKIP = 'skipped: caddy is not installed (apt-get install caddy: Debian bookworm ships 2.6.2)'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
 
 type Outcome = { status: number, body: string } | { error: string }
 

@@ -3,21 +3,12 @@ import { execFileSync } from 'node:child_process'
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { copyFile, mkdir, readFile, utimes, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { basename, delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generatePskFile } from '../../node/psk.ts'
 import { CapabilityReportSchema } from '../../protocols/membership/capabilities.ts'
-import { tempDir, waitFor } from '../helpers.ts'
+import { freePort, tempDir, waitFor } from '../helpers.ts'
 import { createProcessMesh, logLines, runCli, waitForStates, type ProcessMesh } from './harness.ts'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
 
 const SQUARES = fileURLToPath(new URL('../fixtures/campaigns/squares.mjs', import.meta.url))
 

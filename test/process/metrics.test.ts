@@ -1,12 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LocalNode } from '../../bootstrap/local.ts'
 import { resolveApiTarget } from '../../node/api/client.ts'
-import { tempDir, waitFor } from '../helpers.ts'
+import { freePort, tempDir, waitFor } from '../helpers.ts'
 import { createProcessMesh, runCli, waitForStates, type ProcessMesh } from './harness.ts'
 
 // The real Prometheus from Debian scraping two real nodes' --metrics listeners while a campaign runs.
@@ -23,14 +22,6 @@ function installed (): boolean {
   }
 }
 const PROMETHEUS = installed()
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>(resolve => server.close(() => { resolve() }))
-  return port
-}
 
 interface PromVector { status: string, data: { result: Array<{ metric: Record<string, string>, value: [number, string] }> } }
 

@@ -1,30 +1,20 @@
-import { execFile } from 'node:child_process'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { connect, createServer, type TLSSocket } from 'node:tls'
-import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { addClient, initCerts } from '../../bootstrap/certs/files.ts'
 import { certPaths } from '../../bootstrap/certs/layout.ts'
 import { CertsInputError, checkDays, clientNames, serverNames } from '../../bootstrap/certs/names.ts'
 import { tempDir } from '../helpers.ts'
+import { runCli } from '../process/harness.ts'
 
 // The pure choices first, then `zp-node certs` as people run it: the real program in a child process, real files.
 
-const ZP_NODE = join(import.meta.dirname, '../../node/bin/zp-node.mjs')
-const run = promisify(execFile)
-
-interface Result { code: number, stdout: string, stderr: string }
-async function zpNode (...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [ZP_NODE, ...args], { timeout: 60_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code: number, stdout: string, stderr: string }
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
-  }
+/** the real zp-node program in a child process; never throws on a non-zero exit */
+async function zpNode (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await runCli('zp-node', args)
 }
 
 const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777

@@ -1,27 +1,18 @@
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto'
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parse as parseDotenv } from 'yaml'
 import { tempDir } from '../helpers.ts'
+import { runCli } from '../process/harness.ts'
 import { parseNodeCommand } from './zp-node-argv.ts'
 
 // The generator as people run it: the real zp-node program in a child process, real files in a temp dir.
 
-const ZP_NODE = join(import.meta.dirname, '../../node/bin/zp-node.mjs')
-const run = promisify(execFile)
-
-interface Result { code: number, stdout: string, stderr: string }
-async function zpNode (...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [ZP_NODE, ...args], { timeout: 60_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code: number, stdout: string, stderr: string }
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
-  }
+/** the real zp-node program in a child process; never throws on a non-zero exit */
+async function zpNode (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await runCli('zp-node', args)
 }
 
 /** `wg pubkey`, computed apart from the generator: X25519(private scalar, base point u = 9) */
