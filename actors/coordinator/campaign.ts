@@ -1,6 +1,7 @@
 import { backoffDelay } from '../../protocols/common/backoff.ts'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { DeadLetter, WorkerStats } from '../../protocols/campaign/status.ts'
+import { DurationHistogram } from './durations.ts'
 import type { ShardPlan } from './plan.ts'
 import { formatRanges, RangeSet } from './ranges.ts'
 import { isFinal, nextCampaign, nextShard, type CampaignEvent, type CampaignState, type ShardEvent, type ShardState } from './states.ts'
@@ -58,6 +59,8 @@ export class CampaignRun {
   readonly #dead = new Map<number, DeadLetter>()
   #epoch = 0
   readonly #workers = new Map<string, WorkerStats>()
+  /** run times of the shards completed under this coordinator, like the worker stats */
+  readonly durations = new DurationHistogram()
   readonly throughput = new Throughput()
 
   constructor (init: { id: string, spec: CampaignSpec, plan: ShardPlan, createdAt: number }) {
@@ -239,6 +242,7 @@ export class CampaignRun {
     const stats = this.#workerStats(worker, lease?.worker === worker ? lease.workerName : undefined)
     stats.done++
     stats.busyMs += run.durationMs
+    this.durations.add(run.durationMs)
     this.#checkSettled(now)
     return { duplicate: false, supersedes: lease != null && lease.worker !== worker ? lease : undefined }
   }

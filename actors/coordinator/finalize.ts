@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import { describeError } from '../runtime/errors.ts'
 import type { WorkerStats } from './campaign.ts'
 import { correctness, scalarOf, type CorrectnessReport } from './correctness.ts'
+import { DurationHistogram } from './durations.ts'
 import { ReportCollector, throughputFromAudit } from './report-data.ts'
 import { appendMetrics, metricsOf, writeSummary, type AcceleratorStats, type RunTotals } from './reports.ts'
 import { acceleratorOf } from './results.ts'
@@ -55,7 +56,7 @@ export async function finalize (session: CampaignSession, io: FinalizeIO): Promi
     share: report.totals.workers.map(w => ({ name: w.name, done: w.done })),
     sweep: report.charts.sweep()
   }).catch((err: unknown) => { io.log.warn({ campaign: session.id, err: describeError(err) }, 'cannot write summary.html; summary.md is written') })
-  const seq = await session.saveRecord({ workers: report.totals.workers })
+  const seq = await session.saveRecord({ workers: report.totals.workers, durations: report.totals.durations })
   await settle(session, seq, io.log)
   session.reported = true
   io.log.info({ campaign: session.id, state: run.state, done: run.doneCount, failed: run.deadCount, runDir: session.runDir }, `campaign ${run.spec.name} ${run.state}`)
@@ -109,6 +110,7 @@ async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{
     return s
   }
   const accelerators = new Map<string, AcceleratorStats>()
+  const durations = new DurationHistogram()
   const w = run.spec.workload
   const sh = run.spec.shards
   const charts = new ReportCollector(run.plan, sh.kind === 'grid' ? Object.keys(sh.parameters).sort() : undefined)
@@ -121,6 +123,7 @@ async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{
     const s = stats(result.worker)
     s.done++
     s.busyMs += result.durationMs
+    durations.add(result.durationMs)
     const acc = acceleratorOf(w.kind, result.info)
     const a = accelerators.get(acc) ?? { shards: 0, busyMs: 0 }
     a.shards++
@@ -137,7 +140,7 @@ async function readResults (session: CampaignSession, io: FinalizeIO): Promise<{
     }
   }
   for await (const { state } of io.store.shards(session.id)) for (const peer of state.failedOn ?? []) stats(peer).failed++
-  const totals = { workers: [...workers.values()], accelerators }
+  const totals = { workers: [...workers.values()], accelerators, durations: durations.snapshot() }
   if (reference == null || predictions == null || present == null || w.kind !== 'onnx') return { totals, charts, names }
   const data = reference.data ?? w.data
   return {

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import type { CampaignSpec } from '../../protocols/campaign/spec.ts'
 import type { CampaignRun, WorkerStats } from './campaign.ts'
 import type { CorrectnessReport } from './correctness.ts'
+import type { DurationCounts } from './durations.ts'
 import type { CampaignStatus } from './status.ts'
 
 export interface AcceleratorStats {
@@ -14,6 +15,7 @@ export interface AcceleratorStats {
 export interface RunTotals {
   workers: WorkerStats[]
   accelerators: Map<string, AcceleratorStats>
+  durations: DurationCounts
 }
 
 /** `runs/<run-id>/config.json`: what was run, from which commit, on what hardware. */

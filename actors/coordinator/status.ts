@@ -32,6 +32,7 @@ export function liveStatus (run: CampaignRun, now: number, coordinator: string, 
     etaMs: run.finished || run.state === 'STOPPED' ? null : run.throughput.etaMs(remaining, now) ?? null,
     waiting: run.state === 'STOPPED' ? stoppedWaiting(run.id) : run.waiting ?? null,
     workers: run.workers(),
+    durations: run.durations.snapshot(),
     deadLetters: run.deadLetters().slice(0, SHOWN_DEAD_LETTERS),
     runDir
   }
@@ -57,6 +58,7 @@ export function recordedStatus (rec: CampaignRecord, coordinator: string): Campa
       ? stoppedWaiting(rec.id)
       : isFinal(rec.state) ? null : 'not running here: its coordinator\'s node restarted while it ran; finished shards are kept',
     workers: rec.workers ?? [],
+    ...(rec.durations != null ? { durations: rec.durations } : {}),
     deadLetters: rec.deadLetters.slice(0, SHOWN_DEAD_LETTERS),
     runDir: rec.runDir,
     term: rec.term,

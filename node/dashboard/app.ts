@@ -7,7 +7,7 @@ import type { CampaignApi } from '../campaign/routes.ts'
 import type { PeerJson } from '../api/routes.ts'
 import type { ApiRoutes } from '../api/server.ts'
 import { asset } from './assets.ts'
-import { campaignBody, campaignLive, campaignsTable } from './campaign.ts'
+import { campaignBody, campaignLive, campaignsTable, type AcceleratorsOf } from './campaign.ts'
 import { html, type Html } from './html.ts'
 import { page, unauthorizedPage } from './layout.ts'
 import { meshTable } from './mesh.ts'
@@ -125,6 +125,8 @@ export class Dashboard {
     const shell = (c: Context, title: string, section: 'mesh' | 'campaigns' | 'node', body: Html, charts = false): Response =>
       this.#html(c, page({ title, section, nodeName: src.nodeName(), csrf: session(c).csrf, body, charts }))
 
+    const acceleratorsOf = async (): Promise<AcceleratorsOf> => new Map((await src.peers()).map(p => [p.peerId, p.accelerators.join(', ') || 'cpu']))
+
     app.get('/ui', c => c.redirect('/ui/', 301))
     app.get('/ui/', async c => shell(c, 'Mesh', 'mesh', html`<div hx-ext="sse" sse-connect="/ui/events/mesh"><div sse-swap="mesh" aria-live="off">${meshTable(await src.peers())}</div></div>`))
     app.get('/ui/campaigns', async c => shell(c, 'Campaigns', 'campaigns', html`<div hx-ext="sse" sse-connect="/ui/events/campaigns"><div sse-swap="campaigns" aria-live="off">${campaignsTable(await src.campaigns.list())}</div></div>`))
@@ -132,14 +134,14 @@ export class Dashboard {
     app.get('/ui/campaigns/:id', async c => {
       const status = await src.campaigns.status(c.req.param('id'))
       if (status == null) return this.#html(c, page({ title: 'No such campaign', section: 'campaigns', nodeName: src.nodeName(), body: html`<p>No campaign ${c.req.param('id')} on this node or its live peers.</p>` }), 404)
-      return shell(c, `Campaign ${status.name}`, 'campaigns', campaignBody(status), true)
+      return shell(c, `Campaign ${status.name}`, 'campaigns', campaignBody(status, Date.now(), await acceleratorsOf()), true)
     })
 
     app.get('/ui/events/mesh', c => this.#live(c, 'mesh', async () => meshTable(await src.peers())))
     app.get('/ui/events/campaigns', c => this.#live(c, 'campaigns', async () => campaignsTable(await src.campaigns.list())))
     app.get('/ui/events/campaigns/:id', c => this.#live(c, 'campaign', async () => {
       const status = await src.campaigns.status(c.req.param('id'))
-      return status == null ? html`<p role="alert">The campaign is not known on this node or its live peers now.</p>` : campaignLive(status)
+      return status == null ? html`<p role="alert">The campaign is not known on this node or its live peers now.</p>` : campaignLive(status, Date.now(), await acceleratorsOf())
     }))
 
     app.post('/ui/campaigns/:id/cancel', async c => {

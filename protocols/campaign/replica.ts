@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { BlobRefSchema, CampaignSpecSchema } from './spec.ts'
-import { CampaignStateSchema, CampaignStatusSchema, DeadLetterSchema, WorkerStatsSchema } from './status.ts'
+import { CampaignStateSchema, CampaignStatusSchema, DeadLetterSchema, DurationsSchema, WorkerStatsSchema } from './status.ts'
 
 /**
  * Checkpoint replication: a campaign's coordinator streams every change of
@@ -39,7 +39,9 @@ export const CampaignRecordSchema = z.object({
   /** the names of the workers that held its leases, so reports name them after a restart or a takeover */
   workerNames: z.record(PeerId, z.string().max(256)).optional(),
   /** an ended campaign's shards per worker, over every result stored (whichever coordinator stored it) */
-  workers: z.array(WorkerStatsSchema).max(10_000).optional()
+  workers: z.array(WorkerStatsSchema).max(10_000).optional(),
+  /** and the run times of every stored result */
+  durations: DurationsSchema.optional()
 })
 export type CampaignRecord = z.infer<typeof CampaignRecordSchema>
 

@@ -18,6 +18,9 @@ export const WorkerStatsSchema = z.object({
 })
 export type WorkerStats = z.infer<typeof WorkerStatsSchema>
 
+/** Shard run times as a histogram: counts per bucket (boundsMs inclusive upper bounds, one bucket above the last). */
+export const DurationsSchema = z.object({ boundsMs: z.array(z.number().nonnegative()).max(32), counts: z.array(Count).max(33) })
+
 export const DeadLetterSchema = z.object({ index: Count, attempts: Count, error: z.string() })
 export type DeadLetter = z.infer<typeof DeadLetterSchema>
 
@@ -47,6 +50,8 @@ export const CampaignStatusSchema = z.object({
   /** why ready shards are not being leased, why it is stopped, or why the answer may be behind */
   waiting: z.string().max(4096).nullable(),
   workers: z.array(WorkerStatsSchema).max(10_000),
+  /** run times of the shards: while it runs, those completed under this coordinator; once ended, every stored one */
+  durations: DurationsSchema.optional(),
   /** the first dead letters (all of them in summary.md) */
   deadLetters: z.array(DeadLetterSchema).max(100),
   runDir: z.string().max(4096),

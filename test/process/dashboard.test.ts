@@ -119,6 +119,10 @@ suite(existsSync(CHROMIUM) ? 'the web dashboard, in Chromium' : `the web dashboa
     expect(Math.min(...seen)).toBeLessThan(1)
     expect(await page.evaluate(sameDocument)).toBe(true)
     expect(Number(await page.textContent('#shard-counts [data-count="done"]'))).toBe(24)
+    // every shard in the duration histogram (about 1 s each: the ≤ 1.0 s and ≤ 3.0 s bars), and the one accelerator kind's row
+    const bars = await page.locator('#durations meter').evaluateAll(ms => ms.map(m => Number(m.getAttribute('value'))))
+    expect(bars.reduce((a, b) => a + b, 0)).toBe(24)
+    expect(await page.locator('#accelerators tbody tr').count()).toBe(1)
     await expect.poll(async () => await page.locator('#throughput-chart canvas').count()).toBeGreaterThan(0)
     await shot('campaign')
     await page.goto(new URL('/ui/campaigns', loginUrl).href)

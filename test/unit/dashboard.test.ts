@@ -3,7 +3,8 @@ import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { PeerJson } from '../../node/api/routes.ts'
 import type { CampaignApi } from '../../node/campaign/routes.ts'
 import { Dashboard, SESSION_COOKIE } from '../../node/dashboard/app.ts'
-import { campaignLive, campaignsTable } from '../../node/dashboard/campaign.ts'
+import { DurationHistogram } from '../../actors/coordinator/durations.ts'
+import { byAccelerator, campaignLive, campaignsTable } from '../../node/dashboard/campaign.ts'
 import { html } from '../../node/dashboard/html.ts'
 import { meshTable } from '../../node/dashboard/mesh.ts'
 import { DashboardLogins, TICKET_TTL_MS } from '../../node/dashboard/sessions.ts'
@@ -55,7 +56,31 @@ describe('dashboard rendering', () => {
     expect(live).toContain('data-count="pending">3<')
     expect(live).toMatch(/id="dead-letters"[\s\S]*<th scope="row">7<\/th><td class="num">3<\/td>/)
     const sample = /data-sample="([^"]*)"/.exec(live)![1]!.replaceAll('&quot;', '"')
-    expect(JSON.parse(sample)).toEqual({ t: 5, done: 4, workers: { 'lab-2': 4 } })
+    expect(JSON.parse(sample)).toEqual({ t: 5, done: 4, workers: { 'lab-2': 4 }, accelerators: { 'unknown (not in the mesh now)': 4 } })
+  })
+
+  it('groups throughput by the workers\' accelerators and draws the duration histogram from the first to the last non-empty bucket', () => {
+    const hist = new DurationHistogram()
+    for (const ms of [40, 50, 2500, 2500, 2999]) hist.add(ms)
+    const s = campaign({
+      workers: [
+        { peer: 'p-gpu', name: 'gpu-1', done: 6, failed: 0, busyMs: 600 },
+        { peer: 'p-cpu1', name: 'cpu-1', done: 2, failed: 0, busyMs: 800 },
+        { peer: 'p-cpu2', name: 'cpu-2', done: 3, failed: 1, busyMs: 900 }
+      ],
+      durations: hist.snapshot()
+    })
+    const of = new Map([['p-gpu', 'cuda×1'], ['p-cpu1', 'avx512'], ['p-cpu2', 'avx512']])
+    expect(byAccelerator(s, of)).toEqual([
+      { accelerators: 'cuda×1', workers: 1, done: 6, busyMs: 600 },
+      { accelerators: 'avx512', workers: 2, done: 5, busyMs: 1700 }
+    ])
+    const live = campaignLive(s, 5000, of).text
+    expect(live).toMatch(/id="accelerators"[\s\S]*<th scope="row">avx512<\/th><td class="num">2<\/td><td class="num">5<\/td>/)
+    // 40 and 50 ms in ≤ 100 ms, none in ≤ 300 ms or ≤ 1 s, three in ≤ 3 s; nothing shown below or above
+    const rows = [...live.matchAll(/<tr><th scope="row">(≤ [^<]+)<\/th><td class="num">(\d+)<\/td><td><meter/g)].map(m => [m[1], Number(m[2])])
+    expect(rows).toEqual([['≤ 100 ms', 2], ['≤ 300 ms', 0], ['≤ 1.0 s', 0], ['≤ 3.0 s', 3]])
+    expect(campaignLive(campaign(), 5000).text).toContain('No shard durations yet.')
   })
 
   it('joins arrays and drops null, undefined and false', () => {
