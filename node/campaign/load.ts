@@ -8,6 +8,7 @@ import type { BlobRef, CampaignSpec, DataSet, Requirements, Sharding, Workload }
 import { CampaignFileSchema, type CampaignFile } from './file-schema.ts'
 import { DataSetError, scanDataSet, type DataSetIndex } from './dataset.ts'
 import { locate } from './paths.ts'
+import { expandTemplate, TemplateError, type ParamValues } from './template.ts'
 
 const exec = promisify(execFile)
 
@@ -60,6 +61,8 @@ export interface LoadOptions {
   store?: IngestStore
   /** folders besides the campaign's own that its files may be in (zp-node --data-root) */
   dataRoots?: readonly string[]
+  /** values of a template's parameters (zp submit --set, or the REST body's params) */
+  params?: ParamValues
 }
 
 const ARM_FLAGS = new Set(['neon', 'asimd', 'sve', 'sve2', 'sme'])
@@ -88,7 +91,14 @@ export async function loadCampaignFile (path: string, opts: LoadOptions = {}): P
 }
 
 /** The same checks for a spec that arrives as an object (the REST API). */
-export async function loadCampaignObject (raw: unknown, baseDir: string, source: CampaignSpec['source'], label = 'campaign', opts: LoadOptions = {}): Promise<LoadedCampaign> {
+export async function loadCampaignObject (template: unknown, baseDir: string, source: CampaignSpec['source'], label = 'campaign', opts: LoadOptions = {}): Promise<LoadedCampaign> {
+  let raw: unknown
+  try {
+    raw = expandTemplate(template, opts.params ?? {}, label).campaign
+  } catch (err) {
+    if (err instanceof TemplateError) throw new CampaignFileError(err.message)
+    throw err
+  }
   const parsed = CampaignFileSchema.safeParse(raw, {
     error: (issue) => issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined
   })

@@ -35,6 +35,8 @@ const AbsolutePathSchema = z.string().min(1).refine(isAbsolute, {
  */
 /** What a submit may add to the campaign file: burst capacity (zp submit --burst), or detached Slurm (zp submit --on slurm). */
 const SubmitExtras = {
+  /** values of a template's parameters */
+  params: z.record(z.string().max(64), z.union([z.string().max(4096), z.number(), z.boolean()])).optional(),
   burst: BurstSchema.optional(),
   /** sharedDir absent: the node's default (ZP_SHARED_DIR, else <data-dir>/detached) */
   detached: DetachedSchema.extend({ sharedDir: AbsolutePathSchema.optional() }).optional()

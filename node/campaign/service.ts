@@ -223,8 +223,8 @@ export class CampaignService implements CampaignApi {
     const store = new Intake(this.#init.blobs.store, this.#init.gc)
     try {
       const loaded = 'file' in body
-        ? await loadCampaignFile(body.file, { store, dataRoots: this.#init.dataRoots })
-        : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign', { store, dataRoots: this.#init.dataRoots })
+        ? await loadCampaignFile(body.file, { store, dataRoots: this.#init.dataRoots, params: body.params })
+        : await loadCampaignObject(body.spec, body.baseDir, {}, 'campaign', { store, dataRoots: this.#init.dataRoots, params: body.params })
       const spec = await this.#withBridges(await resolveCampaign(loaded, async (path, name) => await store.putFile(path, name)), body)
       const specHash = sha256(new TextEncoder().encode(JSON.stringify(spec)))
       const id = `c-${Date.now().toString(36)}${randomBytes(4).toString('hex')}`

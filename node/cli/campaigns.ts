@@ -6,12 +6,14 @@ import cliProgress from 'cli-progress'
 import Table from 'cli-table3'
 import { Option, type Command } from 'commander'
 import type { Burst, Detached } from '../../protocols/bridge/schema.ts'
+import type { ParamValue } from '../campaign/template.ts'
 import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
 import { UsageError, collect, positiveInt, positiveNumber } from './errors.ts'
 import { ago, shortPeerId } from './format.ts'
+import { campaignFileOf, templateValues } from './templates.ts'
 
 export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED'])
 
@@ -165,10 +167,10 @@ export function exitCodeOf (state: string): number {
   return state === 'SUCCEEDED' ? 0 : 1
 }
 
-export interface SubmitExtras { burst?: Burst, detached?: Omit<Detached, 'sharedDir'> & { sharedDir?: string } }
+export interface SubmitExtras { params?: Record<string, ParamValue>, burst?: Burst, detached?: Omit<Detached, 'sharedDir'> & { sharedDir?: string } }
 
 /** `--burst slurm:4`, `dask:tcp://…`, `ray:4@http://…`, `k8s:4@IMAGE`, `--max-cost N`, `--on slurm …` as the submit body's burst and detached. */
-export function submitExtras (flags: Record<string, unknown>): SubmitExtras {
+export function submitExtras (flags: Record<string, unknown>, params?: Record<string, ParamValue>): SubmitExtras {
   const burst: Burst = flags.maxCost != null ? { maxCost: flags.maxCost as number } : {}
   for (const b of (flags.burst as string[] | undefined) ?? []) {
     const [engine, ...rest] = b.split(':')
@@ -188,11 +190,14 @@ export function submitExtras (flags: Record<string, unknown>): SubmitExtras {
         ...(flags.sharedDir != null ? { sharedDir: resolve(flags.sharedDir as string) } : {})
       }
     : undefined
-  return { ...(Object.keys(burst).length > 0 ? { burst } : {}), ...(detached != null ? { detached } : {}) }
+  return { ...(params != null && Object.keys(params).length > 0 ? { params } : {}), ...(Object.keys(burst).length > 0 ? { burst } : {}), ...(detached != null ? { detached } : {}) }
 }
 
 export function campaignCommands (program: Command, target: (cmd: Command) => Command, client: (flags: Record<string, unknown>) => Promise<ApiClient>): void {
-  target(program.command('submit').argument('<file>', 'campaign file (YAML or JSON)').description('submit a campaign to the node; prints its id'))
+  target(program.command('submit').argument('[file]', 'campaign file (YAML or JSON), or a template (one with a parameters: section)').description('submit a campaign to the node; prints its id'))
+    .option('--template <name>', `a built-in template instead of a file (zp templates list)`)
+    .option('--set <name=value>', 'a template parameter\'s value, repeatable (checked against its declaration)', collect)
+    .option('--params-file <file>', 'template parameter values in a YAML or JSON file (name: value); --set wins over it')
     .option('--wait', 'follow it to the end with a progress bar; exit non-zero unless it succeeds')
     .option('--json', 'print the status as JSON')
     .option('--burst <engine:what>', 'bring capacity up while it runs: slurm:N, dask:tcp://HOST:PORT, ray:N@http://HEAD:8265 or k8s:N@IMAGE; released when it ends', collect)
@@ -204,14 +209,16 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
     .option('--prices <file>', 'price table (see examples/prices.yaml): estimate the cost, hold the burst to its maxCost and stamp the estimate into it')
     .option('--max-cost <n>', 'the most the burst may cost, in the price table\'s currency (needs --prices)', positiveNumber('--max-cost'))
     .option('--exec-config <file>', 'exec workloads, with --dry-run or --prices: the template file to time shards with (zp-node --exec-config\'s format)')
-    .action(async (file: string, flags: Record<string, unknown>) => {
+    .action(async (fileArg: string | undefined, flags: Record<string, unknown>) => {
+      const file = await campaignFileOf(fileArg, flags.template as string | undefined)
+      const params = await templateValues(flags)
       if (flags.dryRun === true) {
-        await (await import('./dry-run.ts')).dryRun(file, submitExtras(flags), flags, async () => await client(flags))
+        await (await import('./dry-run.ts')).dryRun(file, submitExtras(flags, params), flags, async () => await client(flags))
         return
       }
       // the node validates (and reads the files once, into its blob store); a bad file comes back as a 400 naming the field
       const api = await client(flags)
-      const extras = typeof flags.prices === 'string' ? await (await import('./dry-run.ts')).withCostEstimate(file, submitExtras(flags), { ...flags, prices: flags.prices }, api) : submitExtras(flags)
+      const extras = typeof flags.prices === 'string' ? await (await import('./dry-run.ts')).withCostEstimate(file, submitExtras(flags, params), { ...flags, prices: flags.prices }, api) : submitExtras(flags, params)
       const body = { file: resolve(file), ...extras }
       const submitted = await api.request<CampaignStatus>('POST', '/v1/campaigns', { body, timeoutMs: 120_000 })
       if (flags.wait !== true) {

@@ -46,7 +46,7 @@ interface Prepared {
 type PeersSource = () => Promise<PeerJson[] | string>
 
 export async function dryRun (file: string, extras: SubmitExtras, flags: CostFlags, client: () => Promise<ApiClient>): Promise<void> {
-  const p = await prepare(file, extras.burst, flags, async () => {
+  const p = await prepare(file, extras, flags, async () => {
     try {
       return await peersOf(await client())
     } catch (err) {
@@ -66,7 +66,7 @@ export async function dryRun (file: string, extras: SubmitExtras, flags: CostFla
  * submit's burst, which the node merges over the file's.
  */
 export async function withCostEstimate (file: string, extras: SubmitExtras, flags: CostFlags & { prices: string }, api: ApiClient): Promise<SubmitExtras> {
-  const p = await prepare(file, extras.burst, flags, async () => await peersOf(api).catch((err: unknown) => describeError(err)))
+  const p = await prepare(file, extras, flags, async () => await peersOf(api).catch((err: unknown) => describeError(err)))
   process.stderr.write(report(p))
   const over = overMaxCost(p)
   if (over != null) throw new UsageError(`${over}; nothing was submitted: raise maxCost (--max-cost), burst fewer nodes, or check the prices in ${flags.prices}`)
@@ -85,7 +85,8 @@ function overMaxCost (p: Prepared): string | undefined {
   return `the burst's estimated cost ${money(est.cost)} ${est.currency} exceeds its maxCost ${max}`
 }
 
-async function prepare (file: string, extra: Burst | undefined, flags: CostFlags, peers: PeersSource): Promise<Prepared> {
+async function prepare (file: string, extras: SubmitExtras, flags: CostFlags, peers: PeersSource): Promise<Prepared> {
+  const extra = extras.burst
   // the price table first: a typo in it should not cost a calibration
   let prices: Prices | undefined
   try {
@@ -94,7 +95,7 @@ async function prepare (file: string, extra: Burst | undefined, flags: CostFlags
     if (err instanceof PricesError) throw new UsageError(err.message)
     throw err
   }
-  const loaded = await loadCampaignFile(file)
+  const loaded = await loadCampaignFile(file, { params: extras.params })
   // as the node merges `zp submit --burst` over the file's burst
   const burst = loaded.spec.burst != null || extra != null ? { ...loaded.spec.burst, ...extra } : undefined
   if (burst?.maxCost != null && !ENGINES.some(e => burst[e] != null)) {

@@ -9,7 +9,7 @@ export class UsageError extends Error {
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 
-const USAGE_ERRORS = new Set(['UsageError', 'BootstrapAddressError', 'ApiAddressError', 'MetricsAddressError', 'CampaignFileError', 'ExecConfigError', 'PskFileError', 'DataDirInUseError', 'WireguardInputError', 'CertsInputError'])
+const USAGE_ERRORS = new Set(['UsageError', 'BootstrapAddressError', 'ApiAddressError', 'MetricsAddressError', 'CampaignFileError', 'ExecConfigError', 'PskFileError', 'DataDirInUseError', 'WireguardInputError', 'CertsInputError', 'TemplateError'])
 
 /**
  * One line on stderr naming the problem (and, in the message, the fix), then

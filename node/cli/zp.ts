@@ -7,6 +7,7 @@ import { bridgeCommands } from './bridge.ts'
 import { campaignCommands } from './campaigns.ts'
 import { dashboardCommand } from './dashboard.ts'
 import { logsCommand } from './logs.ts'
+import { templatesCommands } from './templates.ts'
 import { exitWithError } from './errors.ts'
 import { renderPeerTable } from './format.ts'
 
@@ -45,6 +46,7 @@ export function buildProgram (): Command {
   campaignCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
   bridgeCommands(program, targetOptions, async (flags) => await client(flags as TargetFlags))
   dashboardCommand(program, targetOptions)
+  templatesCommands(program)
   logsCommand(program, targetOptions, async (flags) => await client(flags as TargetFlags))
 
   return program

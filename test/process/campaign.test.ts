@@ -19,8 +19,9 @@ let scratch: { path: string, remove: () => Promise<void> }
 let nodes: LocalNode[]
 let onnxCampaign: string
 
-async function submitAndWait (node: LocalNode, file: string): Promise<{ code: number, status: CampaignStatus, stderr: string }> {
-  const r = await runCli('zp', ['submit', file, '--wait', '--json', '--data-dir', node.dataDir], { timeoutMs: 240_000 })
+/** `file`: a campaign file, or the arguments that stand for one (`--template NAME --set …`) */
+async function submitAndWait (node: LocalNode, file: string | string[]): Promise<{ code: number, status: CampaignStatus, stderr: string }> {
+  const r = await runCli('zp', ['submit', ...[file].flat(), '--wait', '--json', '--data-dir', node.dataDir], { timeoutMs: 240_000 })
   return { code: r.code, status: JSON.parse(r.stdout) as CampaignStatus, stderr: r.stderr }
 }
 
@@ -100,6 +101,14 @@ describe('the examples on a 3-node mesh of real processes', () => {
     } finally {
       await solo.stop()
     }
+    // the built-in template of the same sweep, its defaults (one of them given as the default would be): the same export
+    const templated = await submitAndWait(nodes[1]!, ['--template', 'sweep', '--set', 'stepsPerTimeConstant=50'])
+    expect(templated.code, templated.stderr).toBe(0)
+    expect(await results(nodes[1]!, templated.status.id)).toBe(jsonl3)
+    // a value outside its declared range is refused before anything runs, naming the parameter and the range
+    const bad = await runCli('zp', ['submit', '--template', 'sweep', '--set', 'settlingBand=0.9', '--data-dir', nodes[1]!.dataDir])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/parameter settlingBand = "0\.9" is above the allowed range; it takes a number at least 0\.001 and at most 0\.5/)
   })
 
   it('batch ONNX inference matches its reference on every row', async () => {
