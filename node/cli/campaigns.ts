@@ -11,8 +11,9 @@ import type { CampaignStatus } from '../../actors/coordinator/status.ts'
 import type { AuditVerdict } from '../../actors/coordinator/audit.ts'
 import { delay } from '../../protocols/common/signals.ts'
 import type { ApiClient } from '../api/client.ts'
-import { UsageError, collect, positiveInt, positiveNumber } from './errors.ts'
+import { UsageError, collect, durationFlag, positiveInt, positiveNumber } from './errors.ts'
 import { ago, shortPeerId } from './format.ts'
+import { filterRuns, runStates } from './runs-filter.ts'
 import { campaignFileOf, templateValues } from './templates.ts'
 
 export const FINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED'])
@@ -315,10 +316,15 @@ export function campaignCommands (program: Command, target: (cmd: Command) => Co
     })
 
   target(program.command('runs').description('list every campaign this node has coordinated'))
+    .option('--name <pattern>', 'only campaigns whose name has this in it (any case; * matches anything)')
+    .option('--state <state>', 'only campaigns in this state, repeatable (RUNNING, SUCCEEDED, FAILED, …)', collect)
+    .option('--since <duration>', 'only campaigns created within this long (e.g. 2h, 7d)', durationFlag('--since'))
     .option('--json', 'print JSON')
     .action(async (flags: Record<string, unknown>) => {
-      const list = await (await client(flags)).get<CampaignStatus[]>('/v1/campaigns')
+      const filter = { name: flags.name as string | undefined, states: runStates((flags.state as string[] | undefined) ?? []), sinceMs: flags.since as number | undefined }
+      const all = await (await client(flags)).get<CampaignStatus[]>('/v1/campaigns')
+      const list = filterRuns(all, filter)
       if (flags.json === true) process.stdout.write(JSON.stringify(list, null, 2) + '\n')
-      else printList(list, 'this node has coordinated no campaign; submit one with: zp submit campaign.yaml')
+      else printList(list, all.length === 0 ? 'this node has coordinated no campaign; submit one with: zp submit campaign.yaml' : `none of this node's ${all.length} campaigns matches`)
     })
 }

@@ -109,6 +109,10 @@ describe('the examples on a 3-node mesh of real processes', () => {
     const bad = await runCli('zp', ['submit', '--template', 'sweep', '--set', 'settlingBand=0.9', '--data-dir', nodes[1]!.dataDir])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/parameter settlingBand = "0\.9" is above the allowed range; it takes a number at least 0\.001 and at most 0\.5/)
+    // zp runs finds both sweeps by name and state among what this node coordinated
+    const runs = await runCli('zp', ['runs', '--name', 'step*sweep', '--state', 'succeeded', '--since', '1h', '--json', '--data-dir', nodes[1]!.dataDir])
+    expect(runs.code, runs.stderr).toBe(0)
+    expect((JSON.parse(runs.stdout) as CampaignStatus[]).map(s => s.id).sort()).toEqual([three.status.id, templated.status.id].sort())
   })
 
   it('batch ONNX inference matches its reference on every row', async () => {
