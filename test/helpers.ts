@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -47,4 +48,12 @@ export async function freePort (): Promise<number> {
   const { port } = server.address() as { port: number }
   await new Promise<void>(resolve => server.close(() => { resolve() }))
   return port
+}
+
+/** SIGTERM to a child a test started (Caddy, Prometheus), then its exit; nothing when it has exited already. */
+export async function stopProcess (child: ChildProcess | undefined): Promise<void> {
+  if (child == null || child.exitCode != null || child.signalCode != null) return
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  await exited
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { parse } from 'yaml'
-import { isTemplate, parseSets, ParametersSchema, TemplateError, type ParamValue } from '../campaign/template.ts'
+import { isTemplate, parseSets, ParametersSchema, type ParamValue } from '../campaign/template.ts'
 import { UsageError } from './errors.ts'
 
 // Campaign templates from the command line: the built-in presets (examples/NAME/template.yaml), `zp templates list|show`,
@@ -46,12 +46,8 @@ export async function templateValues (flags: Record<string, unknown>): Promise<R
     if (!ok) throw new UsageError(`--params-file ${flags.paramsFile}: expected a map of parameter names to values (paths: 200000)`)
     values = doc as Record<string, ParamValue>
   }
-  try {
-    return { ...values, ...parseSets((flags.set as string[] | undefined) ?? []) }
-  } catch (err) {
-    if (err instanceof TemplateError) throw new UsageError(err.message)
-    throw err
-  }
+  // a bad --set is a TemplateError: a usage error (exit 2) by name, like the node's answer to a bad value
+  return { ...values, ...parseSets((flags.set as string[] | undefined) ?? []) }
 }
 
 async function describeTemplate (file: string): Promise<{ name: string, description: string, parameters: Record<string, unknown> }> {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { certPaths } from '../../bootstrap/certs/layout.ts'
 import type { LocalNode } from '../../bootstrap/local.ts'
 import { resolveApiTarget } from '../../node/api/client.ts'
-import { freePort, waitFor } from '../helpers.ts'
+import { freePort, stopProcess, waitFor } from '../helpers.ts'
 import { createProcessMesh, runCli, type ProcessMesh } from './harness.ts'
 
 // deploy/caddy/Caddyfile as an operator runs it: Debian's caddy in front of a real node, certificates from
@@ -83,11 +83,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  if (caddy != null && caddy.exitCode == null) {
-    const exited = new Promise(resolve => caddy!.once('exit', resolve))
-    caddy.kill('SIGTERM')
-    await exited
-  }
+  await stopProcess(caddy)
   await mesh?.stop()
 })
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LocalNode } from '../../bootstrap/local.ts'
 import { resolveApiTarget } from '../../node/api/client.ts'
-import { freePort, tempDir, waitFor } from '../helpers.ts'
+import { freePort, stopProcess, tempDir, waitFor } from '../helpers.ts'
 import { createProcessMesh, runCli, waitForStates, type ProcessMesh } from './harness.ts'
 
 // The real Prometheus from Debian scraping two real nodes' --metrics listeners while a campaign runs.
@@ -64,11 +64,7 @@ beforeAll(async () => {
 }, 90_000)
 
 afterAll(async () => {
-  if (prometheus != null && prometheus.exitCode == null) {
-    const exited = new Promise(resolve => prometheus!.once('exit', resolve))
-    prometheus.kill('SIGTERM')
-    await exited
-  }
+  await stopProcess(prometheus)
   await mesh?.stop()
   await scratch?.remove()
 }, 60_000)
